@@ -29,6 +29,7 @@ enum binding_flags {
 	BF_THIRD_PARTY = 1 << 2,    /* MAP came with THIRD_PARTY (echo in Mapping Update) */
 	BF_PREFER_FAILURE = 1 << 3,
 	BF_NATPMP = 1 << 4,         /* created over NAT-PMP */
+	BF_PENDING = 1 << 5,        /* a kernel change is in flight: requests for it wait */
 };
 
 struct aftr_filter {

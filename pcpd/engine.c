@@ -1,1 +1,836 @@
-/* placeholder */
+#include "pcpd/engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+
+/* A change waiting for the kernel. What is applied on success is kept
+ * here, so that a failure leaves the table exactly as it was. */
+enum tx_kind { TX_CREATE, TX_UPDATE, TX_DELETE };
+
+struct etxn {
+	struct engine *e;
+	struct subscriber *sub;
+	struct binding *b;
+	enum tx_kind kind;
+	uint32_t now;
+	/* TX_UPDATE: the new state */
+	uint8_t flags;
+	uint8_t nonce[BINDING_NONCE_LEN];
+	uint32_t map_expires;
+	bool set_filters;
+	struct filter_set *filters;
+	bool set_desc;
+	char *desc;
+	struct peer_part *peer;          /* peer part to refresh, or new one to link */
+	bool peer_new;
+	uint32_t peer_expires;
+	int parts_delta;                 /* change of sub->nmappings on success */
+	struct in6_addr client_addr;
+	uint16_t client_port;
+	engine_done_fn done;
+	void *arg;
+	struct engine_result res;
+};
+
+void engine_init(struct engine *e, const struct engine_limits *lim, struct subscribers *subs,
+		 struct table *t, struct kbackend *kb)
+{
+	memset(e, 0, sizeof(*e));
+	e->lim = *lim;
+	e->subs = subs;
+	e->table = t;
+	e->kb = kb;
+}
+
+uint16_t utf8_truncate(const char *s, uint16_t len, uint16_t max)
+{
+	if (len <= max)
+		return len;
+	uint16_t n = max;
+	/* step back over continuation bytes so no sequence is cut */
+	while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
+		n--;
+	return n;
+}
+
+static uint32_t clamp_lifetime(const struct engine *e, uint32_t l)
+{
+	if (l < e->lim.min_lifetime)
+		return e->lim.min_lifetime;
+	if (l > e->lim.max_lifetime)
+		return e->lim.max_lifetime;
+	return l;
+}
+
+static uint32_t left(uint32_t deadline, uint32_t now)
+{
+	if (deadline == UINT32_MAX)
+		return UINT32_MAX;
+	return deadline > now ? deadline - now : 0;
+}
+
+static void finish(engine_done_fn done, void *arg, enum perr err, uint32_t lifetime, bool set)
+{
+	struct engine_result r;
+	memset(&r, 0, sizeof(r));
+	r.err = err;
+	r.lifetime = lifetime;
+	r.lifetime_set = set;
+	done(arg, &r);
+}
+
+static void owner_of(const struct binding *b, struct port_owner *o)
+{
+	o->int_addr = b->int_addr;
+	o->int_port = b->int_port;
+	memcpy(o->nonce, b->nonce, sizeof(o->nonce));
+}
+
+static struct portalloc *alloc_of(struct subscriber *sub, const struct binding *b)
+{
+	struct portalloc *pa = sub_portalloc(sub, b->proto, true);
+	if (pa && portalloc_in_range(pa, b->ext_port))
+		return pa;
+	return sub_portalloc(sub, b->proto, false);
+}
+
+static void kchange_of(const struct binding *b, enum kop op, uint32_t now, struct kchange *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->op = op;
+	c->sub = b->sub;
+	c->proto = b->proto;
+	c->int_addr = b->int_addr;
+	c->int_port = b->int_port;
+	c->ext_addr = b->ext_addr;
+	c->ext_port = b->ext_port;
+	c->timeout = b->expires == UINT32_MAX ? 0 : left(b->expires, now);
+	c->flags = b->flags & (uint8_t)~BF_PENDING;
+	memcpy(c->nonce, b->nonce, sizeof(c->nonce));
+	struct filter_set *fs = b->filters;
+	if (fs) {
+		c->nfilters = fs->n;
+		c->filters = fs->f;
+	}
+}
+
+static bool sugg_addr_ok(const struct engine_req *rq)
+{
+	return addr_is_zero(&rq->sugg_addr) || addr_equal(&rq->sugg_addr, &rq->sub->ext_addr);
+}
+
+/* The filter set after applying the request's FILTERs (RFC 6887 §13.3):
+ * prefix length 0 clears everything before it, others are added unless
+ * already present. *out = NULL means "no filter". */
+static enum perr merge_filters(const struct engine *e, const struct filter_set *cur,
+			       const struct engine_req *rq, struct filter_set **out)
+{
+	struct aftr_filter tmp[PCP_MAX_FILTERS + 64];
+	unsigned n = 0;
+	if (cur) {
+		for (unsigned i = 0; i < cur->n && n < PCP_MAX_FILTERS; i++)
+			tmp[n++] = cur->f[i];
+	}
+	for (unsigned i = 0; i < rq->nfilters; i++) {
+		const struct pcp_filter *pf = &rq->filters[i];
+		if (pf->plen == 0) {
+			n = 0;
+			continue;
+		}
+		struct aftr_filter f = { .plen = pf->plen, .port = pf->port, .addr = pf->addr };
+		addr_mask(&f.addr, f.plen);
+		bool dup = false;
+		for (unsigned j = 0; j < n && !dup; j++)
+			dup = tmp[j].plen == f.plen && tmp[j].port == f.port &&
+			      addr_equal(&tmp[j].addr, &f.addr);
+		if (dup)
+			continue;
+		if (n >= e->lim.max_filters || n >= PCP_MAX_FILTERS + 63)
+			return PERR_EXCESSIVE_REMOTE_PEERS;
+		tmp[n++] = f;
+	}
+	*out = NULL;
+	if (n == 0)
+		return PERR_OK;
+	struct filter_set *fs = filter_set_new(n);
+	if (!fs)
+		return PERR_NOMEM;
+	memcpy(fs->f, tmp, n * sizeof(tmp[0]));
+	*out = fs;
+	return PERR_OK;
+}
+
+static void fill_desc(struct engine_result *r, const char *desc)
+{
+	r->has_desc = desc != NULL;
+	if (desc) {
+		r->desc_len = (uint16_t)strlen(desc);
+		memcpy(r->desc, desc, r->desc_len + 1u);
+	}
+}
+
+static void log_binding(const char *what, const struct subscriber *sub, const struct binding *b)
+{
+	if (log_level() < LOG_INFO)
+		return;
+	char b4[ADDR_STRLEN], in[ADDR_STRLEN], ex[ADDR_STRLEN];
+	/* RFC 6888 REQ-12: no destinations logged */
+	log_info("mapping %s sub=%u b4=%s proto=%u internal=%s:%u external=%s:%u", what,
+		 sub->index, sub->b4.plen ? addr_str(&sub->b4.addr, b4) : sub->ifname, b->proto,
+		 addr_str(&b->int_addr, in), b->int_port, addr_str(&b->ext_addr, ex), b->ext_port);
+}
+
+/* ---- completion of kernel changes ---- */
+
+static void tx_free(struct etxn *t)
+{
+	if (t->filters)
+		free(t->filters);           /* never published */
+	free(t->desc);
+	if (t->peer_new)
+		free(t->peer);
+	free(t);
+}
+
+static void tx_done(void *arg, enum perr kerr)
+{
+	struct etxn *t = arg;
+	struct engine *e = t->e;
+	struct subscriber *sub = t->sub;
+	struct binding *b = t->b;
+
+	if (t->kind == TX_DELETE && kerr == PERR_NOT_FOUND)
+		kerr = PERR_OK;               /* the kernel already expired it */
+	pthread_mutex_lock(&sub->lock);
+	b->flags &= (uint8_t)~BF_PENDING;
+	if (kerr != PERR_OK) {
+		e->stats.kernel_failures++;
+		t->res.err = kerr == PERR_NO_RESOURCES ? PERR_NO_RESOURCES : PERR_NETWORK_FAILURE;
+		t->res.lifetime = 0;
+		if (t->kind == TX_CREATE) {
+			struct portalloc *pa = alloc_of(sub, b);
+			if (pa)
+				portalloc_release(pa, b->ext_port, t->now, 0, NULL);
+			sub->nmappings -= (uint32_t)t->parts_delta;
+			table_remove(e->table, b);
+		}
+	} else if (t->kind == TX_CREATE) {
+		e->stats.created++;
+		log_binding("created", sub, b);
+	} else if (t->kind == TX_DELETE) {
+		struct port_owner o;
+		owner_of(b, &o);
+		struct portalloc *pa = alloc_of(sub, b);
+		if (pa)
+			portalloc_release(pa, b->ext_port, t->now, e->lim.hold_down, &o);
+		sub->nmappings -= (uint32_t)-t->parts_delta;
+		e->stats.deleted++;
+		log_binding("deleted", sub, b);
+		table_remove(e->table, b);
+	} else {
+		/* TX_UPDATE: apply the new state */
+		bool had_map = b->flags & BF_MAP;
+		b->flags = t->flags;
+		memcpy(b->nonce, t->nonce, sizeof(b->nonce));
+		b->map_expires = t->map_expires;
+		if (t->set_filters) {
+			binding_set_filters(b, t->filters);
+			t->filters = NULL;
+		}
+		if (t->set_desc) {
+			binding_set_description(b, t->desc);
+			t->desc = NULL;
+		}
+		if (t->peer_new) {
+			t->peer->next = b->peers;
+			b->peers = t->peer;
+			t->peer_new = false;
+		}
+		if (t->peer)
+			t->peer->expires = t->peer_expires;
+		b->client_addr = t->client_addr;
+		b->client_port = t->client_port;
+		binding_update_expires(b);
+		table_requeue(e->table, b);
+		sub->nmappings = (uint32_t)((int64_t)sub->nmappings + t->parts_delta);
+		if (had_map && !(b->flags & BF_MAP)) {
+			e->stats.deleted++;
+			log_binding("deleted", sub, b);
+		} else if (!had_map && (b->flags & BF_MAP)) {
+			e->stats.created++;
+			log_binding("created", sub, b);
+		} else {
+			e->stats.refreshed++;
+		}
+		if (t->res.err == PERR_OK && (b->flags & BF_MAP))
+			fill_desc(&t->res, b->description);
+	}
+	pthread_mutex_unlock(&sub->lock);
+	t->done(t->arg, &t->res);
+	tx_free(t);
+}
+
+static void tx_submit(struct etxn *t, enum kop op)
+{
+	struct kchange c;
+	struct binding *b = t->b;
+	kchange_of(b, op, t->now, &c);
+	if (t->kind == TX_UPDATE) {
+		/* describe the state the kernel must have after the change */
+		uint32_t exp = b->expires;
+		if (t->flags & (BF_MAP | BF_STATIC))
+			exp = t->map_expires;
+		else
+			exp = 0;
+		for (struct peer_part *p = b->peers; p; p = p->next) {
+			uint32_t pe = p == t->peer ? t->peer_expires : p->expires;
+			if (pe > exp)
+				exp = pe;
+		}
+		if (t->peer_new && t->peer_expires > exp)
+			exp = t->peer_expires;
+		c.timeout = exp == UINT32_MAX ? 0 : left(exp, t->now);
+		c.flags = t->flags;
+		if (t->set_filters) {
+			c.nfilters = t->filters ? t->filters->n : 0;
+			c.filters = t->filters ? t->filters->f : NULL;
+		}
+	}
+	t->e->kb->ops->submit(t->e->kb, &c, tx_done, t);
+}
+
+static struct etxn *tx_new(struct engine *e, const struct engine_req *rq, struct binding *b,
+			   enum tx_kind kind, engine_done_fn done, void *arg)
+{
+	struct etxn *t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->e = e;
+	t->sub = rq->sub;
+	t->b = b;
+	t->kind = kind;
+	t->now = rq->now;
+	t->done = done;
+	t->arg = arg;
+	t->flags = b->flags & (uint8_t)~BF_PENDING;
+	memcpy(t->nonce, b->nonce, sizeof(t->nonce));
+	t->map_expires = b->map_expires;
+	t->client_addr = rq->client_addr;
+	t->client_port = rq->client_port;
+	t->res.ext_addr = b->ext_addr;
+	t->res.ext_port = b->ext_port;
+	return t;
+}
+
+/* ---- MAP ---- */
+
+static void map_delete(struct engine *e, const struct engine_req *rq, engine_done_fn done,
+		       void *arg)
+{
+	struct subscriber *sub = rq->sub;
+	if (rq->int_port == 0 || !sub_portalloc(sub, rq->proto, true)) {
+		/* all-ports / DMZ / unsupported protocol: we never create those,
+		 * so the mapping does not exist (§15.1: SUCCESS) */
+		finish(done, arg, PERR_OK, 0, false);
+		return;
+	}
+	pthread_mutex_lock(&sub->lock);
+	struct binding *b = table_lookup_int(e->table, sub->index, rq->proto, &rq->int_addr,
+					     rq->int_port);
+	if (!b) {
+		pthread_mutex_unlock(&sub->lock);
+		finish(done, arg, PERR_OK, 0, false);
+		return;
+	}
+	if (b->flags & BF_PENDING) {
+		pthread_mutex_unlock(&sub->lock);
+		finish(done, arg, PERR_DROP, 0, false);
+		return;
+	}
+	if (b->flags & BF_STATIC || !(b->flags & BF_MAP)) {
+		/* §15.1: MAP cannot delete static or outbound mappings */
+		pthread_mutex_unlock(&sub->lock);
+		finish(done, arg, PERR_NOT_AUTHORIZED, 0, false);
+		return;
+	}
+	if (memcmp(b->nonce, rq->nonce, PCP_NONCE_LEN) != 0) {
+		uint32_t l = left(b->map_expires, rq->now);
+		pthread_mutex_unlock(&sub->lock);
+		finish(done, arg, PERR_NOT_AUTHORIZED, l, true);
+		return;
+	}
+	enum tx_kind kind = b->peers ? TX_UPDATE : TX_DELETE;
+	struct etxn *t = tx_new(e, rq, b, kind, done, arg);
+	if (!t) {
+		pthread_mutex_unlock(&sub->lock);
+		finish(done, arg, PERR_NO_RESOURCES, 0, false);
+		return;
+	}
+	t->parts_delta = -1;
+	t->flags &= (uint8_t)~(BF_MAP | BF_THIRD_PARTY | BF_PREFER_FAILURE | BF_NATPMP);
+	t->map_expires = 0;
+	t->set_filters = true;
+	t->set_desc = true;
+	t->res.lifetime = 0;
+	b->flags |= BF_PENDING;
+	pthread_mutex_unlock(&sub->lock);
+	tx_submit(t, kind == TX_DELETE ? KOP_DEL : KOP_REFRESH);
+}
+
+static void map_create(struct engine *e, const struct engine_req *rq, uint32_t lifetime,
+		       engine_done_fn done, void *arg)
+{
+	struct subscriber *sub = rq->sub;
+	bool is_static = rq->flags & BF_STATIC;
+	bool pf = rq->flags & BF_PREFER_FAILURE;
+	struct portalloc *pa = sub_portalloc(sub, rq->proto, true);
+	enum perr err = PERR_OK;
+	struct filter_set *fs = NULL;
+	uint16_t port = 0;
+
+	if (!is_static && sub->nmappings >= e->lim.max_mappings)
+		err = PERR_USER_EX_QUOTA;
+	else if (!sugg_addr_ok(rq) && pf)
+		err = PERR_CANNOT_PROVIDE_EXTERNAL;
+	if (err == PERR_OK)
+		err = merge_filters(e, NULL, rq, &fs);
+	if (err == PERR_OK) {
+		struct port_owner o = { .int_addr = rq->int_addr, .int_port = rq->int_port };
+		memcpy(o.nonce, rq->nonce, sizeof(o.nonce));
+		if (rq->sugg_port &&
+		    portalloc_take(pa, rq->sugg_port, rq->now, &o) == PERR_OK)
+			port = rq->sugg_port;
+		else if (pf)
+			err = PERR_CANNOT_PROVIDE_EXTERNAL;
+		else if (portalloc_any(pa, rq->now, &o, &port) != PERR_OK)
+			err = PERR_NO_RESOURCES;
+	}
+	struct binding *b = NULL;
+	if (err == PERR_OK && !(b = binding_new())) {
+		portalloc_release(pa, port, rq->now, 0, NULL);
+		err = PERR_NO_RESOURCES;
+	}
+	if (err != PERR_OK) {
+		pthread_mutex_unlock(&sub->lock);
+		free(fs);
+		finish(done, arg, err, 0, false);
+		return;
+	}
+	b->sub = sub->index;
+	b->proto = rq->proto;
+	b->int_addr = rq->int_addr;
+	b->int_port = rq->int_port;
+	b->ext_addr = sub->ext_addr;
+	b->ext_port = port;
+	b->flags = (uint8_t)(BF_MAP | BF_PENDING |
+			     (rq->flags & (BF_STATIC | BF_THIRD_PARTY | BF_PREFER_FAILURE | BF_NATPMP)));
+	memcpy(b->nonce, rq->nonce, sizeof(b->nonce));
+	b->map_expires = is_static ? UINT32_MAX : rq->now + lifetime;
+	b->created = rq->now;
+	b->filters = fs;
+	if (rq->has_desc && rq->desc_len) {
+		uint16_t n = utf8_truncate(rq->desc, rq->desc_len, ENGINE_DESC_MAX);
+		b->description = strndup(rq->desc, n);
+	}
+	b->client_addr = rq->client_addr;
+	b->client_port = rq->client_port;
+	binding_update_expires(b);
+
+	struct etxn *t = tx_new(e, rq, b, TX_CREATE, done, arg);
+	if (!t || table_insert(e->table, b) != PERR_OK) {
+		free(t);
+		portalloc_release(pa, port, rq->now, 0, NULL);
+		binding_free(b);
+		pthread_mutex_unlock(&sub->lock);
+		finish(done, arg, PERR_NO_RESOURCES, 0, false);
+		return;
+	}
+	t->parts_delta = is_static ? 0 : 1;
+	sub->nmappings += (uint32_t)t->parts_delta;
+	t->res.lifetime = is_static ? ENGINE_STATIC_LIFETIME : lifetime;
+	fill_desc(&t->res, b->description);
+	pthread_mutex_unlock(&sub->lock);
+	tx_submit(t, KOP_ADD);
+}
+
+/* The MAP part is added to or refreshed on an existing binding. */
+static void map_update(struct engine *e, const struct engine_req *rq, struct binding *b,
+		       uint32_t lifetime, engine_done_fn done, void *arg)
+{
+	struct subscriber *sub = rq->sub;
+	bool add = !(b->flags & BF_MAP);
+	enum perr err = PERR_OK;
+	struct filter_set *fs = NULL;
+
+	if (add && sub->nmappings >= e->lim.max_mappings)
+		err = PERR_USER_EX_QUOTA;
+	if (err == PERR_OK && rq->nfilters)
+		err = merge_filters(e, add ? NULL : b->filters, rq, &fs);
+	if (err != PERR_OK) {
+		pthread_mutex_unlock(&sub->lock);
+		finish(done, arg, err, 0, false);
+		return;
+	}
+	struct etxn *t = tx_new(e, rq, b, TX_UPDATE, done, arg);
+	if (!t) {
+		pthread_mutex_unlock(&sub->lock);
+		free(fs);
+		finish(done, arg, PERR_NO_RESOURCES, 0, false);
+		return;
+	}
+	t->flags = (uint8_t)((t->flags & ~(BF_THIRD_PARTY | BF_PREFER_FAILURE | BF_NATPMP)) |
+			     BF_MAP |
+			     (rq->flags & (BF_THIRD_PARTY | BF_PREFER_FAILURE | BF_NATPMP)));
+	memcpy(t->nonce, rq->nonce, sizeof(t->nonce));
+	t->map_expires = rq->now + lifetime;
+	t->parts_delta = add ? 1 : 0;
+	if (rq->nfilters || add) {
+		t->set_filters = true;
+		t->filters = fs;
+	}
+	if (rq->has_desc) {
+		t->set_desc = true;
+		uint16_t n = utf8_truncate(rq->desc, rq->desc_len, ENGINE_DESC_MAX);
+		t->desc = n ? strndup(rq->desc, n) : NULL;
+	} else if (add) {
+		t->set_desc = true;       /* a new MAP part starts without description */
+	}
+	t->res.lifetime = lifetime;
+	b->flags |= BF_PENDING;
+	pthread_mutex_unlock(&sub->lock);
+	tx_submit(t, KOP_REFRESH);
+}
+
+void engine_map(struct engine *e, const struct engine_req *rq, engine_done_fn done, void *arg)
+{
+	struct subscriber *sub = rq->sub;
+	if (rq->lifetime == 0 && !(rq->flags & BF_STATIC)) {
+		map_delete(e, rq, done, arg);
+		return;
+	}
+	/* §11.3: all-ports (port 0) and DMZ (protocol 0) cannot be fulfilled
+	 * on a shared-address CGN; only TCP and UDP are mapped. */
+	if (rq->proto == 0 || rq->int_port == 0 || !sub_portalloc(sub, rq->proto, true)) {
+		finish(done, arg, PERR_UNSUPP_PROTOCOL, 0, false);
+		return;
+	}
+	uint32_t lifetime = clamp_lifetime(e, rq->lifetime);
+	bool pf = rq->flags & BF_PREFER_FAILURE;
+
+	pthread_mutex_lock(&sub->lock);
+	struct binding *b = table_lookup_int(e->table, sub->index, rq->proto, &rq->int_addr,
+					     rq->int_port);
+	if (!b) {
+		map_create(e, rq, lifetime, done, arg);   /* unlocks */
+		return;
+	}
+	if (b->flags & BF_PENDING) {
+		pthread_mutex_unlock(&sub->lock);
+		finish(done, arg, PERR_DROP, 0, false);
+		return;
+	}
+	bool differs = (rq->sugg_port && rq->sugg_port != b->ext_port) ||
+		       (!addr_is_zero(&rq->sugg_addr) && !addr_equal(&rq->sugg_addr, &b->ext_addr));
+	enum perr err = PERR_OK;
+	uint32_t elife = 0;
+	bool eset = false;
+	if (b->flags & BF_STATIC) {
+		/* §11.3 item 2: return the static mapping, nonce not recorded */
+		if (pf && differs) {
+			err = PERR_CANNOT_PROVIDE_EXTERNAL;
+		} else {
+			struct engine_result r;
+			memset(&r, 0, sizeof(r));
+			r.lifetime = ENGINE_STATIC_LIFETIME;
+			r.ext_addr = b->ext_addr;
+			r.ext_port = b->ext_port;
+			pthread_mutex_unlock(&sub->lock);
+			done(arg, &r);
+			return;
+		}
+	} else if ((b->flags & BF_MAP) && memcmp(b->nonce, rq->nonce, PCP_NONCE_LEN) != 0) {
+		err = PERR_NOT_AUTHORIZED;        /* §11.3: another client's mapping */
+		elife = left(b->map_expires, rq->now);
+		eset = true;
+	} else if (pf && differs) {
+		err = PERR_CANNOT_PROVIDE_EXTERNAL;   /* §11.3 item 1 */
+	}
+	if (err != PERR_OK) {
+		pthread_mutex_unlock(&sub->lock);
+		finish(done, arg, err, elife, eset);
+		return;
+	}
+	map_update(e, rq, b, lifetime, done, arg);   /* unlocks */
+}
+
+/* ---- PEER ---- */
+
+static struct peer_part *find_peer(struct binding *b, const struct in6_addr *a, uint16_t port)
+{
+	for (struct peer_part *p = b->peers; p; p = p->next)
+		if (p->port == port && addr_equal(&p->addr, a))
+			return p;
+	return NULL;
+}
+
+static void peer_create(struct engine *e, const struct engine_req *rq, uint32_t lifetime,
+			engine_done_fn done, void *arg)
+{
+	struct subscriber *sub = rq->sub;
+	struct portalloc *pa = sub_portalloc(sub, rq->proto, false);
+	enum perr err = PERR_OK;
+	uint16_t port = 0;
+	struct port_owner o = { .int_addr = rq->int_addr, .int_port = rq->int_port };
+	memcpy(o.nonce, rq->nonce, sizeof(o.nonce));
+
+	if (sub->nmappings >= e->lim.max_mappings)
+		err = PERR_USER_EX_QUOTA;
+	else if (!sugg_addr_ok(rq))
+		err = PERR_CANNOT_PROVIDE_EXTERNAL;     /* §12.3: MUST, no state */
+	else if (rq->sugg_port) {
+		if (portalloc_take(pa, rq->sugg_port, rq->now, &o) == PERR_OK)
+			port = rq->sugg_port;
+		else
+			err = PERR_CANNOT_PROVIDE_EXTERNAL;
+	} else if (portalloc_any(pa, rq->now, &o, &port) != PERR_OK) {
+		err = PERR_NO_RESOURCES;
+	}
+	struct binding *b = NULL;
+	struct peer_part *p = NULL;
+	if (err == PERR_OK && (!(b = binding_new()) || !(p = calloc(1, sizeof(*p))))) {
+		portalloc_release(pa, port, rq->now, 0, NULL);
+		binding_free(b);
+		err = PERR_NO_RESOURCES;
+	}
+	if (err != PERR_OK) {
+		pthread_mutex_unlock(&sub->lock);
+		finish(done, arg, err, 0, false);
+		return;
+	}
+	p->addr = rq->peer_addr;
+	p->port = rq->peer_port;
+	memcpy(p->nonce, rq->nonce, sizeof(p->nonce));
+	p->expires = rq->now + lifetime;
+	b->sub = sub->index;
+	b->proto = rq->proto;
+	b->int_addr = rq->int_addr;
+	b->int_port = rq->int_port;
+	b->ext_addr = sub->ext_addr;
+	b->ext_port = port;
+	b->flags = (uint8_t)(BF_PENDING | (rq->flags & BF_THIRD_PARTY));
+	memcpy(b->nonce, rq->nonce, sizeof(b->nonce));
+	b->created = rq->now;
+	b->peers = p;
+	b->client_addr = rq->client_addr;
+	b->client_port = rq->client_port;
+	binding_update_expires(b);
+	struct etxn *t = tx_new(e, rq, b, TX_CREATE, done, arg);
+	if (!t || table_insert(e->table, b) != PERR_OK) {
+		free(t);
+		portalloc_release(pa, port, rq->now, 0, NULL);
+		binding_free(b);
+		pthread_mutex_unlock(&sub->lock);
+		finish(done, arg, PERR_NO_RESOURCES, 0, false);
+		return;
+	}
+	t->parts_delta = 1;
+	sub->nmappings++;
+	t->res.lifetime = lifetime;
+	pthread_mutex_unlock(&sub->lock);
+	tx_submit(t, KOP_ADD);
+}
+
+void engine_peer(struct engine *e, const struct engine_req *rq, engine_done_fn done, void *arg)
+{
+	struct subscriber *sub = rq->sub;
+	if (!sub_portalloc(sub, rq->proto, false)) {
+		finish(done, arg, PERR_UNSUPP_PROTOCOL, 0, false);
+		return;
+	}
+	/* §12.1: PEER cannot delete or shorten; lifetime 0 is just a short ask */
+	uint32_t lifetime = clamp_lifetime(e, rq->lifetime);
+	pthread_mutex_lock(&sub->lock);
+	struct binding *b = table_lookup_int(e->table, sub->index, rq->proto, &rq->int_addr,
+					     rq->int_port);
+	if (!b) {
+		peer_create(e, rq, lifetime, done, arg);    /* unlocks */
+		return;
+	}
+	enum perr err = PERR_OK;
+	uint32_t elife = 0;
+	bool eset = false;
+	struct peer_part *p = find_peer(b, &rq->peer_addr, rq->peer_port);
+	if (b->flags & BF_PENDING) {
+		err = PERR_DROP;
+	} else if (p && memcmp(p->nonce, rq->nonce, PCP_NONCE_LEN) != 0) {
+		err = PERR_NOT_AUTHORIZED;          /* §12.3 */
+		elife = left(p->expires, rq->now);
+		eset = true;
+	} else if (!p && ((rq->sugg_port && rq->sugg_port != b->ext_port) ||
+			  (!addr_is_zero(&rq->sugg_addr) && !addr_equal(&rq->sugg_addr, &b->ext_addr)))) {
+		/* endpoint-independent mapping fixes the external port */
+		err = PERR_CANNOT_PROVIDE_EXTERNAL;
+	} else if (!p && sub->nmappings >= e->lim.max_mappings) {
+		err = PERR_USER_EX_QUOTA;
+	}
+	struct etxn *t = NULL;
+	if (err == PERR_OK && !(t = tx_new(e, rq, b, TX_UPDATE, done, arg)))
+		err = PERR_NO_RESOURCES;
+	bool is_new = !p;
+	if (err == PERR_OK && is_new && !(p = calloc(1, sizeof(*p)))) {
+		free(t);
+		err = PERR_NO_RESOURCES;
+	}
+	if (err != PERR_OK) {
+		pthread_mutex_unlock(&sub->lock);
+		finish(done, arg, err, elife, eset);
+		return;
+	}
+	if (is_new) {
+		p->addr = rq->peer_addr;
+		p->port = rq->peer_port;
+		memcpy(p->nonce, rq->nonce, sizeof(p->nonce));
+		t->peer_new = true;
+		t->parts_delta = 1;
+	}
+	uint32_t want = rq->now + lifetime;
+	t->peer = p;
+	t->peer_expires = is_new || want > p->expires ? want : p->expires;
+	t->res.lifetime = left(t->peer_expires, rq->now);
+	b->flags |= BF_PENDING;
+	pthread_mutex_unlock(&sub->lock);
+	tx_submit(t, KOP_REFRESH);
+}
+
+/* ---- NAT-PMP delete-all and expiry ---- */
+
+struct natpmp_scan {
+	struct engine *e;
+	struct subscriber *sub;
+	uint8_t proto;
+	const struct in6_addr *int_addr;
+	uint32_t now;
+	unsigned n;
+	uint16_t ports[256];
+};
+
+static int collect_natpmp(void *arg, struct binding *b)
+{
+	struct natpmp_scan *s = arg;
+	if (b->sub == s->sub->index && b->proto == s->proto && (b->flags & BF_NATPMP) &&
+	    addr_equal(&b->int_addr, s->int_addr) && s->n < 256)
+		s->ports[s->n++] = b->int_port;
+	return 0;
+}
+
+static void natpmp_del_done(void *arg, const struct engine_result *r)
+{
+	(void)arg;
+	(void)r;
+}
+
+void engine_delete_all_natpmp(struct engine *e, struct subscriber *sub, uint8_t proto,
+			      const struct in6_addr *int_addr, uint32_t now)
+{
+	struct natpmp_scan s = { .e = e, .sub = sub, .proto = proto, .int_addr = int_addr,
+				 .now = now };
+	/* a full scan: rare (client reboot), and bounded by the table size */
+	table_foreach(e->table, collect_natpmp, &s);
+	for (unsigned i = 0; i < s.n; i++) {
+		pthread_mutex_lock(&sub->lock);
+		struct binding *b = table_lookup_int(e->table, sub->index, proto, int_addr,
+						     s.ports[i]);
+		uint8_t nonce[PCP_NONCE_LEN];
+		bool ok = b && (b->flags & BF_NATPMP);
+		if (ok)
+			memcpy(nonce, b->nonce, sizeof(nonce));
+		pthread_mutex_unlock(&sub->lock);
+		if (!ok)
+			continue;
+		struct engine_req rq = { .sub = sub, .proto = proto, .int_addr = *int_addr,
+					 .int_port = s.ports[i], .now = now };
+		memcpy(rq.nonce, nonce, sizeof(nonce));
+		map_delete(e, &rq, natpmp_del_done, NULL);
+	}
+}
+
+static void expire_done(void *arg, enum perr err)
+{
+	(void)arg;
+	if (err != PERR_OK && err != PERR_NOT_FOUND)
+		log_warn("kernel change for an expired mapping failed: %s", perr_str(err));
+}
+
+struct expiry_run {
+	struct engine *e;
+	uint32_t now;
+};
+
+static void expire_one(void *arg, struct binding *b)
+{
+	struct expiry_run *run = arg;
+	struct engine *e = run->e;
+	uint32_t now = run->now;
+	struct subscriber *sub = subs_by_index(e->subs, b->sub);
+	if (!sub) {
+		table_remove(e->table, b);
+		return;
+	}
+	pthread_mutex_lock(&sub->lock);
+	if (b->flags & BF_PENDING) {
+		b->expires = now + 1;       /* decided when the kernel answers */
+		table_requeue(e->table, b);
+		pthread_mutex_unlock(&sub->lock);
+		return;
+	}
+	unsigned gone = 0;
+	struct peer_part **pp = &b->peers;
+	while (*pp) {
+		struct peer_part *p = *pp;
+		if (p->expires <= now) {
+			*pp = p->next;
+			free(p);           /* peer parts are read only under the sub lock */
+			gone++;
+		} else {
+			pp = &p->next;
+		}
+	}
+	if ((b->flags & BF_MAP) && !(b->flags & BF_STATIC) && b->map_expires <= now) {
+		b->flags &= (uint8_t)~(BF_MAP | BF_THIRD_PARTY | BF_PREFER_FAILURE | BF_NATPMP);
+		binding_set_filters(b, NULL);
+		binding_set_description(b, NULL);
+		gone++;
+	}
+	sub->nmappings -= gone;
+	e->stats.expired += gone;
+	struct kchange c;
+	if (!(b->flags & (BF_MAP | BF_STATIC)) && !b->peers) {
+		struct port_owner o;
+		owner_of(b, &o);
+		struct portalloc *pa = alloc_of(sub, b);
+		if (pa)
+			portalloc_release(pa, b->ext_port, now, e->lim.hold_down, &o);
+		kchange_of(b, KOP_DEL, now, &c);
+		log_binding("expired", sub, b);
+		table_remove(e->table, b);
+	} else {
+		binding_update_expires(b);
+		table_requeue(e->table, b);
+		kchange_of(b, KOP_REFRESH, now, &c);
+	}
+	pthread_mutex_unlock(&sub->lock);
+	/* the kernel expires its elements on its own timeout as well */
+	e->kb->ops->submit(e->kb, &c, expire_done, NULL);
+}
+
+size_t engine_expire(struct engine *e, uint32_t now)
+{
+	struct expiry_run run = { e, now };
+	/* the read lock keeps removed bindings alive until their change is submitted */
+	rcu_read_lock();
+	size_t n = table_expire(e->table, now, expire_one, &run);
+	rcu_read_unlock();
+	return n;
+}
