@@ -1,1 +1,153 @@
-int main(void){return 0;}
+/* pcpd: thin main over the libraries. */
+#include <ev.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/mtime.h"
+#include "pcpd/server.h"
+#include "pcpd/udp.h"
+
+#define DEFAULT_CONF "/etc/pcpd/pcpd.conf"
+
+struct mainctx {
+	struct pcpd_server *srv;
+	struct udp_server *udp;
+	const char *conf_path;
+	ev_timer expiry;
+	ev_timer ifscan;
+	ev_signal sigint, sigterm, sighup;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: pcpd [-c FILE] [-n [-v]] [-d] [-V]\n"
+		   "  -c FILE  configuration file (default " DEFAULT_CONF ")\n"
+		   "  -n       check the configuration and exit\n"
+		   "  -v       with -n: print the normalised configuration\n"
+		   "  -d       debug logging to stderr\n"
+		   "  -V       print the version\n");
+}
+
+static void on_expiry(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct mainctx *mc = t->data;
+	engine_expire(&mc->srv->eng, mtime_sec());
+	mc->srv->kb->ops->flush(mc->srv->kb);
+}
+
+static void on_ifscan(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct mainctx *mc = t->data;
+	unsigned n = subs_refresh_ifindexes(mc->srv->subs);
+	if (n)
+		log_info("softwire interfaces changed: %u subscriber(s) re-resolved", n);
+}
+
+static void on_stop(struct ev_loop *loop, ev_signal *s, int revents)
+{
+	(void)revents;
+	log_info("signal %d: shutting down", s->signum);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void on_hup(struct ev_loop *loop, ev_signal *s, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct mainctx *mc = s->data;
+	/* Only a check for now: live reload needs the control socket's
+	 * atomic swap, so the running config stays in force. */
+	struct pcpd_config *c = pcpd_config_load(mc->conf_path, stderr);
+	if (c)
+		log_warn("SIGHUP: %s is valid; restart pcpd to apply changes", mc->conf_path);
+	else
+		log_err("SIGHUP: %s is invalid; keeping the running configuration", mc->conf_path);
+	pcpd_config_free(c);
+}
+
+int main(int argc, char **argv)
+{
+	const char *conf = DEFAULT_CONF;
+	bool check = false, verbose = false, debug = false;
+	int opt;
+	while ((opt = getopt(argc, argv, "c:nvdVh")) != -1) {
+		switch (opt) {
+		case 'c': conf = optarg; break;
+		case 'n': check = true; break;
+		case 'v': verbose = true; break;
+		case 'd': debug = true; break;
+		case 'V': printf("pcpd %s\n", PCPD_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	struct pcpd_config *cfg = pcpd_config_load(conf, stderr);
+	if (!cfg)
+		return 1;
+	if (check) {
+		if (verbose)
+			pcpd_config_print(cfg, stdout);
+		pcpd_config_free(cfg);
+		return 0;
+	}
+	log_setup(debug ? LOG_TO_STDERR : cfg->log_target, debug ? LOG_DEBUG : cfg->log_level,
+		  "pcpd");
+	signal(SIGPIPE, SIG_IGN);
+	rcu_register_thread();
+
+	struct mainctx mc = { .conf_path = conf };
+	mc.srv = pcpd_server_new(cfg, mtime_sec(), udp_reply);
+	if (!mc.srv) {
+		rcu_unregister_thread();
+		return 1;
+	}
+	mc.udp = udp_server_new(&mc.srv->handler, mc.srv->cfg);
+	if (!mc.udp || udp_server_start(mc.udp) < 0) {
+		udp_server_free(mc.udp);
+		pcpd_server_free(mc.srv);
+		rcu_unregister_thread();
+		return 1;
+	}
+	struct ev_loop *loop = ev_default_loop(0);
+	ev_timer_init(&mc.expiry, on_expiry, 1.0, 1.0);
+	mc.expiry.data = &mc;
+	ev_timer_start(loop, &mc.expiry);
+	ev_timer_init(&mc.ifscan, on_ifscan, 5.0, 5.0);
+	mc.ifscan.data = &mc;
+	ev_timer_start(loop, &mc.ifscan);
+	ev_signal_init(&mc.sigint, on_stop, SIGINT);
+	ev_signal_init(&mc.sigterm, on_stop, SIGTERM);
+	ev_signal_init(&mc.sighup, on_hup, SIGHUP);
+	mc.sighup.data = &mc;
+	ev_signal_start(loop, &mc.sigint);
+	ev_signal_start(loop, &mc.sigterm);
+	ev_signal_start(loop, &mc.sighup);
+
+	char a[ADDR_STRLEN];
+	for (unsigned i = 0; i < mc.srv->cfg->nlisten; i++)
+		log_info("listening on %s port %u", addr_str(&mc.srv->cfg->listen[i], a),
+			 mc.srv->cfg->port);
+	log_info("pcpd %s ready: %u worker(s), backend %s, %zu subscriber(s) configured",
+		 PCPD_VERSION, udp_server_workers(mc.udp), mc.srv->kb->ops->name,
+		 subs_count(mc.srv->subs));
+
+	ev_run(loop, 0);
+
+	udp_server_free(mc.udp);
+	pcpd_server_free(mc.srv);
+	rcu_unregister_thread();
+	return 0;
+}

@@ -1,0 +1,28 @@
+/* One running pcpd: config, subscribers, table, backend, engine, handler.
+ * Built without sockets so tests and fuzzers drive the real thing. */
+#ifndef PCPD_SERVER_H
+#define PCPD_SERVER_H
+
+#include "aftr/backend.h"
+#include "aftr/subscriber.h"
+#include "aftr/table.h"
+#include "pcpd/config.h"
+#include "pcpd/engine.h"
+#include "pcpd/handler.h"
+
+struct pcpd_server {
+	struct pcpd_config *cfg;         /* owned */
+	struct subscribers *subs;
+	struct table *table;
+	struct kbackend *kb;
+	struct engine eng;
+	struct pcp_handler handler;
+};
+
+/* Takes ownership of cfg. The calling thread must be RCU-registered.
+ * NULL on failure (logged). */
+struct pcpd_server *pcpd_server_new(struct pcpd_config *cfg, uint32_t epoch_base,
+				    pcp_reply_fn reply);
+void pcpd_server_free(struct pcpd_server *s);
+
+#endif
