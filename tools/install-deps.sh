@@ -1,0 +1,21 @@
+#!/bin/bash
+# Installs what pcpd needs to build, test and run the demo, from Debian 12
+# packages. Idempotent: does nothing when everything is present.
+set -euo pipefail
+PKGS=(
+  meson ninja-build pkg-config gcc clang          # build; clang for libFuzzer
+  libev-dev liburcu-dev libconfuse-dev            # event loop, RCU hash table, config parser
+  libcmocka-dev                                   # unit tests
+  python3 python3-scapy                           # wire tests
+  iproute2 procps                                 # namespaces for wire tests and the demo
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
