@@ -115,6 +115,9 @@ int main(int argc, char **argv)
 	memset(&req, 0, sizeof(req));
 	req.version = PCP_VERSION;
 	req.lifetime = 3600;
+	/* §11.1: no preference = the all-zeros address of the family wanted;
+	 * an AFTR's external addresses are IPv4 */
+	addr_from_v4(&req.sugg_addr, 0);
 	bool have_nonce = false;
 	int opt;
 	while ((opt = getopt(argc, argv, "s:p:t:l:N:x:Pf:d:w:r:h")) != -1) {
