@@ -25,7 +25,7 @@ struct mainctx {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: pcpd [-c FILE] [-n [-v]] [-d] [-V]\n"
+	fprintf(f, "usage: pcpd [-c FILE] [-n [-v]] [-d] [-V] [FILE]\n"
 		   "  -c FILE  configuration file (default " DEFAULT_CONF ")\n"
 		   "  -n       check the configuration and exit\n"
 		   "  -v       with -n: print the normalised configuration\n"
@@ -90,7 +90,10 @@ int main(int argc, char **argv)
 		default: usage(stderr); return 2;
 		}
 	}
-	if (optind != argc) {
+	/* `pcpd -n FILE` / `pcpd -nv FILE`: the file may also come positionally */
+	if (optind + 1 == argc)
+		conf = argv[optind];
+	else if (optind != argc) {
 		usage(stderr);
 		return 2;
 	}

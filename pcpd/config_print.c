@@ -1,0 +1,109 @@
+/* pcpd -nv: the normalised config. Every key in schema order with its
+ * effective value, lists expanded to canonical text, subscribers by index.
+ * All strings printed come from restricted character sets, so no escaping
+ * is needed and the output parses back to an equal config. */
+#include "pcpd/config.h"
+
+#include <stdlib.h>
+
+static const char *yes_no(bool b)
+{
+	return b ? "true" : "false";
+}
+
+static const char *level_name(int level)
+{
+	switch (level) {
+	case LOG_ERR: return "err";
+	case LOG_WARNING: return "warning";
+	case LOG_NOTICE: return "notice";
+	case LOG_DEBUG: return "debug";
+	default: return "info";
+	}
+}
+
+static void print_prefixes(FILE *out, const char *key, const struct prefix *p, unsigned n)
+{
+	char buf[ADDR_STRLEN + 8];
+	fprintf(out, "  %s = {", key);
+	for (unsigned i = 0; i < n; i++)
+		fprintf(out, "%s\"%s\"", i ? ", " : "", prefix_str(&p[i], buf, sizeof(buf)));
+	fputs("}\n", out);
+}
+
+static void print_server(const struct pcpd_config *c, FILE *out)
+{
+	char a[ADDR_STRLEN];
+	fputs("server {\n  listen = {", out);
+	for (unsigned i = 0; i < c->nlisten; i++)
+		fprintf(out, "%s\"%s\"", i ? ", " : "", addr_str(&c->listen[i], a));
+	fprintf(out, "}\n  port = %u\n  workers = %u\n", c->port, c->workers);
+	fprintf(out, "  map = %s\n  peer = %s\n  nat-pmp = %s\n  third-party = %s\n",
+		yes_no(c->enable_map), yes_no(c->enable_peer), yes_no(c->enable_natpmp),
+		yes_no(c->enable_third_party));
+	fprintf(out, "  min-lifetime = %u\n  max-lifetime = %u\n  max-filters = %u\n",
+		c->min_lifetime, c->max_lifetime, c->max_filters);
+	fprintf(out, "  backend = \"%s\"\n  state-dir = \"%s\"\n", c->backend, c->state_dir);
+	fprintf(out, "  log = \"%s\"\n  log-level = \"%s\"\n}\n",
+		c->log_target == LOG_TO_SYSLOG ? "syslog" : "stderr", level_name(c->log_level));
+}
+
+static void print_sub(const struct aftr_sub_conf *s, FILE *out)
+{
+	char buf[ADDR_STRLEN + 8];
+	fprintf(out, "  subscriber \"%s\" {\n", s->name);
+	if (s->has_b4)
+		fprintf(out, "    b4 = \"%s\"\n", prefix_str(&s->b4, buf, sizeof(buf)));
+	if (s->ifname[0])
+		fprintf(out, "    interface = \"%s\"\n", s->ifname);
+	fprintf(out, "    index = %u\n  }\n", s->index);
+}
+
+static int cmp_sub(const void *pa, const void *pb)
+{
+	const struct aftr_sub_conf *a = *(const struct aftr_sub_conf *const *)pa;
+	const struct aftr_sub_conf *b = *(const struct aftr_sub_conf *const *)pb;
+	return (a->index > b->index) - (a->index < b->index);
+}
+
+static void print_aftr(const struct aftr_config *c, FILE *out)
+{
+	char a[ADDR_STRLEN], b[ADDR_STRLEN];
+	struct in6_addr x;
+	fputs("aftr {\n  pool = {", out);
+	for (unsigned i = 0; i < c->npool; i++) {
+		addr_from_v4(&x, c->pool[i].first);
+		addr_str(&x, a);
+		addr_from_v4(&x, c->pool[i].last);
+		addr_str(&x, b);
+		if (c->pool[i].first == c->pool[i].last)
+			fprintf(out, "%s\"%s\"", i ? ", " : "", a);
+		else
+			fprintf(out, "%s\"%s-%s\"", i ? ", " : "", a, b);
+	}
+	fprintf(out, "}\n  port-min = %u\n  ports-per-subscriber = %u\n  pcp-ports = %u\n",
+		c->port_min, c->ports_per_subscriber, c->pcp_ports);
+	fprintf(out, "  subscriber-prefix-length = %u\n", c->subscriber_plen);
+	print_prefixes(out, "b4-prefixes", c->b4_prefixes, c->nb4);
+	print_prefixes(out, "internal-prefixes", c->internal, c->ninternal);
+	fprintf(out, "  max-mappings = %u\n  rate-limit = %u\n  rate-burst = %u\n  hold-down = %u\n",
+		c->max_mappings, c->rate_limit, c->rate_burst, c->hold_down);
+	/* loaded configs are already in index order; others (built at run
+	 * time) may not be */
+	const struct aftr_sub_conf **ord = c->nsubs ? malloc(c->nsubs * sizeof(*ord)) : NULL;
+	for (unsigned i = 0; ord && i < c->nsubs; i++)
+		ord[i] = &c->subs[i];
+	if (ord)
+		qsort(ord, c->nsubs, sizeof(*ord), cmp_sub);
+	for (unsigned i = 0; i < c->nsubs; i++)
+		print_sub(ord ? ord[i] : &c->subs[i], out);
+	free(ord);
+	fputs("}\n", out);
+}
+
+void pcpd_config_print(const struct pcpd_config *c, FILE *out)
+{
+	print_server(c, out);
+	fputc('\n', out);
+	print_aftr(&c->aftr, out);
+}
