@@ -29,7 +29,8 @@ struct portalloc {
 	uint16_t lo;                /* first port of the range */
 	uint16_t n;                 /* ports in the range */
 	uint16_t used;
-	uint64_t *bits;             /* n bits, 1 = in use */
+	uint64_t *bits;             /* n bits, 1 = in use (forbidden ports too),
+				     * then as many bits, 1 = held down */
 	struct port_hold *holds;
 	unsigned nholds, capholds;
 	uint32_t cursor;            /* next-fit start, seeded randomly */

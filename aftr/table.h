@@ -38,7 +38,9 @@ void table_requeue(struct table *t, struct binding *b);
 /* Calls cb for every binding whose expires <= now, in deadline order,
  * after taking it off the heap (it stays in the indexes). cb decides:
  * table_remove(), or set a later expiry and table_requeue(). Returns the
- * number of callbacks. Must not be called concurrently with itself. */
+ * number of callbacks. Must not be called concurrently with itself.
+ * cb runs inside rcu_read_lock() (b stays valid even if another writer
+ * removes it meanwhile), so it must not call synchronize_rcu(). */
 size_t table_expire(struct table *t, uint32_t now,
 		    void (*cb)(void *arg, struct binding *b), void *arg);
 /* Earliest deadline, UINT32_MAX if empty. */
