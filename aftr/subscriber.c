@@ -101,8 +101,7 @@ static struct subscriber *sub_create(struct subscribers *s, uint32_t index)
 		free(sub);
 		return NULL;
 	}
-	sub->rl_tokens_milli = (uint64_t)s->cfg.rate_burst * 1000u;
-	sub->rl_stamp_ms = mtime_ms();
+	sub->rl_stamp_ms = 0;     /* a full bucket at the first request, on the caller's clock */
 	return sub;
 }
 
@@ -183,24 +182,46 @@ struct subscribers *subs_new(const struct aftr_config *cfg)
 	return s;
 }
 
+/* liburcu's for_each_entry macro computes container_of(NULL) at the end
+ * of a walk (undefined behaviour); walk nodes instead. */
+#define FOR_EACH_SUB(ht, it, sub)                                                        \
+	for (cds_lfht_first((ht), (it));                                                 \
+	     cds_lfht_iter_get_node(it) &&                                               \
+	     ((sub) = caa_container_of(cds_lfht_iter_get_node(it), struct subscriber,    \
+				       by_index), 1);                                    \
+	     cds_lfht_next((ht), (it)))
+
 void subs_free(struct subscribers *s)
 {
 	if (!s)
 		return;
-	struct cds_lfht_iter it;
-	struct subscriber *sub;
+	/* cds_lfht_destroy() refuses non-empty tables: unlink everything first,
+	 * free the subscribers after the tables are gone (no reader is left) */
+	struct subscriber **v = NULL;
+	size_t n = 0;
 	if (s->by_index) {
-		cds_lfht_for_each_entry(s->by_index, &it, sub, by_index) {
+		v = calloc(s->count ? s->count : 1, sizeof(*v));
+		struct cds_lfht_iter it;
+		struct subscriber *sub;
+		rcu_read_lock();
+		FOR_EACH_SUB(s->by_index, &it, sub) {
 			cds_lfht_del(s->by_index, &sub->by_index);
-			sub_destroy(sub);
+			if (sub->b4.plen)
+				cds_lfht_del(s->by_b4, &sub->by_b4);
+			if (sub->ifindex)
+				cds_lfht_del(s->by_if, &sub->by_if);
+			if (v && n < s->count)
+				v[n++] = sub;
 		}
+		rcu_read_unlock();
 	}
-	if (s->by_b4)
-		cds_lfht_destroy(s->by_b4, NULL);
-	if (s->by_if)
-		cds_lfht_destroy(s->by_if, NULL);
-	if (s->by_index)
-		cds_lfht_destroy(s->by_index, NULL);
+	struct cds_lfht *tables[] = { s->by_b4, s->by_if, s->by_index };
+	for (unsigned i = 0; i < 3; i++)
+		if (tables[i] && cds_lfht_destroy(tables[i], NULL) != 0)
+			log_err("subscriber table not empty at shutdown");
+	for (size_t i = 0; i < n; i++)
+		sub_destroy(v[i]);
+	free(v);
 	pthread_mutex_destroy(&s->create_lock);
 	free(s);
 }
@@ -294,7 +315,7 @@ unsigned subs_refresh_ifindexes(struct subscribers *s)
 	struct subscriber *sub;
 	pthread_mutex_lock(&s->create_lock);
 	rcu_read_lock();
-	cds_lfht_for_each_entry(s->by_index, &it, sub, by_index) {
+	FOR_EACH_SUB(s->by_index, &it, sub) {
 		if (!sub->ifname[0])
 			continue;
 		int idx = (int)if_nametoindex(sub->ifname);
@@ -342,6 +363,10 @@ bool sub_rate_ok(struct subscriber *sub, uint64_t now_ms, uint32_t rate, uint32_
 	uint64_t cap = (uint64_t)(burst ? burst : rate) * 1000u;
 	bool ok;
 	pthread_mutex_lock(&sub->lock);
+	if (sub->rl_stamp_ms == 0) {
+		sub->rl_stamp_ms = now_ms;
+		sub->rl_tokens_milli = cap;
+	}
 	if (now_ms > sub->rl_stamp_ms) {
 		sub->rl_tokens_milli += (now_ms - sub->rl_stamp_ms) * rate;
 		if (sub->rl_tokens_milli > cap)
@@ -366,7 +391,7 @@ void subs_foreach(struct subscribers *s, int (*cb)(void *arg, struct subscriber 
 {
 	struct cds_lfht_iter it;
 	struct subscriber *sub;
-	cds_lfht_for_each_entry(s->by_index, &it, sub, by_index) {
+	FOR_EACH_SUB(s->by_index, &it, sub) {
 		if (cb(arg, sub))
 			return;
 	}

@@ -110,6 +110,10 @@ class Lab:
         rc = self.stop_pcpd()
         for n in self.ns.values():
             sh("ip", "netns", "del", n, check=False)
+        if os.path.exists(self.conf_path):
+            os.unlink(self.conf_path)
+        if rc == 0 and os.path.exists(self.log_path):
+            os.unlink(self.log_path)   # kept only when something went wrong
         return rc
 
     # -- sockets inside a namespace -------------------------------------
