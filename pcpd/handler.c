@@ -242,16 +242,12 @@ void pcp_handle(struct pcp_handler *h, const struct pcp_meta *m, const uint8_t *
 		}
 	}
 
-	struct htxn *t = malloc(sizeof(*t));
-	if (!t) {
-		h->stats.dropped++;
-		return;
-	}
+	/* decoded on the stack: malformed floods cost no allocation */
+	struct pcp_request req;
 	bool parsed = false;
-	enum perr v = pcp_decode_request(pkt, len, &t->req, &parsed);
+	enum perr v = pcp_decode_request(pkt, len, &req, &parsed);
 	if (v == PERR_DROP) {
 		h->stats.dropped++;
-		free(t);
 		return;
 	}
 	uint8_t op = pkt[1] & 0x7f;
@@ -265,7 +261,6 @@ void pcp_handle(struct pcp_handler *h, const struct pcp_meta *m, const uint8_t *
 		v = PERR_UNSUPP_OPCODE;                /* §11, §12: disabled by configuration */
 	if (v != PERR_OK) {
 		send_error(h, m, pkt, len, parsed, v, 0, false);
-		free(t);
 		return;
 	}
 	note_client(sub, m);
@@ -276,11 +271,17 @@ void pcp_handle(struct pcp_handler *h, const struct pcp_meta *m, const uint8_t *
 		rsp.opcode = PCP_OP_ANNOUNCE;
 		rsp.epoch = pcp_epoch(h, m->now);
 		send_response(h, m, &rsp, pkt, len);
-		free(t);
+		return;
+	}
+	/* MAP/PEER may complete after the kernel commits: keep what the reply needs */
+	struct htxn *t = malloc(sizeof(*t));
+	if (!t) {
+		send_error(h, m, pkt, len, true, PERR_NO_RESOURCES, 0, false);
 		return;
 	}
 	t->h = h;
 	t->m = *m;
+	t->req = req;
 	t->len = len;
 	memcpy(t->pkt, pkt, len);
 	handle_mapping(h, m, sub, t);

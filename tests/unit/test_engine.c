@@ -368,6 +368,46 @@ static void test_natpmp(void **state)
 	assert_int_equal(cap.buf[2] << 8 | cap.buf[3], 5);
 }
 
+static void save_result(void *arg, const struct engine_result *r)
+{
+	*(struct engine_result *)arg = *r;
+}
+
+static void test_static_mapping(void **state)
+{
+	struct world *w = *state;
+	struct engine_req rq;
+	memset(&rq, 0, sizeof(rq));
+	struct in6_addr b4;
+	addr_parse(B4A, &b4);
+	rcu_read_lock();
+	rq.sub = subs_by_b4(w->s->subs, &b4);
+	rcu_read_unlock();
+	assert_non_null(rq.sub);
+	rq.proto = 6;
+	addr_parse(HOST, &rq.int_addr);
+	rq.int_port = 443;
+	rq.flags = BF_STATIC;
+	rq.now = w->now;
+	struct engine_result r;
+	rcu_read_lock();
+	engine_map(&w->s->eng, &rq, save_result, &r);
+	rcu_read_unlock();
+	assert_int_equal(r.err, PERR_OK);
+	/* §11.3 item 2: a MAP for it returns it, lifetime 2^32-1, any nonce */
+	struct pcp_response rsp;
+	struct rq m = map_rq(B4A, 443, 600, 'k');
+	assert_int_equal(send_rq(w, &m, &rsp), PCP_SUCCESS);
+	assert_int_equal(rsp.lifetime, UINT32_MAX);
+	assert_int_equal(rsp.ext_port, r.ext_port);
+	/* §15.1: MAP cannot delete it */
+	m.lifetime = 0;
+	assert_int_equal(send_rq(w, &m, NULL), PCP_NOT_AUTHORIZED);
+	/* static mappings never expire and do not count against the quota */
+	assert_int_equal(engine_expire(&w->s->eng, UINT32_MAX - 1), 0);
+	assert_int_equal(table_count(w->s->table), 1);
+}
+
 /* Several workers on the same and on different subscribers at once. */
 struct worker_arg {
 	struct world *w;
@@ -464,6 +504,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_peer_then_map_lifetimes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_encapsulated_unknown_interface, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_natpmp, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_static_mapping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_workers, setup, teardown),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
