@@ -11,13 +11,13 @@ fail() { echo "FAILED: $*"; failed=$((failed + 1)); }
 
 # 1. warning-free build (-Wall -Wextra, warnings are errors here)
 [ -d build-werror ] || meson setup build-werror --werror >/dev/null
-if ninja -C build-werror >build-werror.log 2>&1; then passed=$((passed + 1)); else
-  cat build-werror.log; fail "warning-free build"; fi
+if ninja -C build-werror >build-werror/build.out 2>&1; then passed=$((passed + 1)); else
+  cat build-werror/build.out; fail "warning-free build"; fi
 
 # 2. sanitized build; every test below runs it
 [ -d build-asan ] || meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
-if ! ninja -C build-asan >build-asan.log 2>&1; then
-  cat build-asan.log; fail "sanitizer build"
+if ! ninja -C build-asan >build-asan/build.out 2>&1; then
+  cat build-asan/build.out; fail "sanitizer build"
   echo "$passed passed, $failed failed"; exit 1
 fi
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
