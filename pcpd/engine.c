@@ -517,6 +517,9 @@ void engine_map(struct engine *e, const struct engine_req *rq, engine_done_fn do
 		return;
 	}
 	uint32_t lifetime = clamp_lifetime(e, rq->lifetime);
+	/* RFC 6886 §3.3: NAT-PMP SHOULD NOT get more than it asked for */
+	if ((rq->flags & BF_NATPMP) && rq->lifetime < lifetime)
+		lifetime = rq->lifetime;
 	bool pf = rq->flags & BF_PREFER_FAILURE;
 
 	pthread_mutex_lock(&sub->lock);
@@ -802,6 +805,8 @@ static void expire_one(void *arg, struct binding *b)
 		binding_set_filters(b, NULL);
 		binding_set_description(b, NULL);
 		gone++;
+		if (b->peers)
+			log_binding("expired (inbound part; outbound stays)", sub, b);
 	}
 	sub->nmappings -= gone;
 	e->stats.expired += gone;

@@ -140,10 +140,12 @@ static void txn_done(void *arg, const struct engine_result *r)
 		rsp->prefer_failure = req->prefer_failure;
 		rsp->nfilters = req->nfilters;
 		memcpy(rsp->filters, req->filters, req->nfilters * sizeof(req->filters[0]));
-		if (req->has_description && r->has_desc) {
+		if (req->has_description) {
+			/* RFC 7220 §3: echo what is stored; an empty one erased it */
 			rsp->has_description = true;
-			rsp->desc_len = r->desc_len;
-			memcpy(rsp->description, r->desc, r->desc_len + 1u);
+			rsp->desc_len = r->has_desc ? r->desc_len : 0;
+			memcpy(rsp->description, r->desc, rsp->desc_len);
+			rsp->description[rsp->desc_len] = '\0';
 		}
 	}
 	if (req->opcode == PCP_OP_PEER) {
@@ -255,7 +257,9 @@ void pcp_handle(struct pcp_handler *h, const struct pcp_meta *m, const uint8_t *
 	if (parsed && memcmp(pkt + 8, &m->src, 16) != 0)
 		v = PERR_ADDRESS_MISMATCH;             /* §8.2, before any option */
 	else if (v == PERR_OK && !sub)
-		v = PERR_NOT_AUTHORIZED;               /* not from a configured B4 prefix */
+		/* not from a configured B4 prefix; §13.1: THIRD_PARTY from an
+		 * unauthorized host MUST get UNSUPP_OPTION */
+		v = req.has_third_party ? PERR_UNSUPP_OPTION : PERR_NOT_AUTHORIZED;
 	else if (v == PERR_OK && ((op == PCP_OP_MAP && !h->cfg->enable_map) ||
 				  (op == PCP_OP_PEER && !h->cfg->enable_peer)))
 		v = PERR_UNSUPP_OPCODE;                /* §11, §12: disabled by configuration */

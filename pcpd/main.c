@@ -1,10 +1,14 @@
 /* pcpd: thin main over the libraries. */
+#include <errno.h>
 #include <ev.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -31,6 +35,34 @@ static void usage(FILE *f)
 		   "  -v       with -n: print the normalised configuration\n"
 		   "  -d       debug logging to stderr\n"
 		   "  -V       print the version\n");
+}
+
+/* One pcpd per state directory: with SO_REUSEPORT a second daemon would
+ * bind too and the kernel would split requests between two tables. The
+ * lock is held for the life of the process (the fd stays open). */
+static int lock_state_dir(const char *dir)
+{
+	if (mkdir(dir, 0750) < 0 && errno != EEXIST) {
+		log_err("state-dir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	char path[300];
+	snprintf(path, sizeof(path), "%s/pcpd.lock", dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0) {
+		log_err("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		log_err("%s: another pcpd is running with this state-dir", path);
+		close(fd);
+		return -1;
+	}
+	char pid[24];
+	int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(fd, 0) < 0 || write(fd, pid, (size_t)n) != n)
+		log_warn("%s: cannot record the pid", path);
+	return fd;
 }
 
 static void on_expiry(struct ev_loop *loop, ev_timer *t, int revents)
@@ -109,6 +141,11 @@ int main(int argc, char **argv)
 	log_setup(debug ? LOG_TO_STDERR : cfg->log_target, debug ? LOG_DEBUG : cfg->log_level,
 		  "pcpd");
 	signal(SIGPIPE, SIG_IGN);
+	int lockfd = lock_state_dir(cfg->state_dir);
+	if (lockfd < 0) {
+		pcpd_config_free(cfg);
+		return 1;
+	}
 	rcu_register_thread();
 
 	struct mainctx mc = { .conf_path = conf };
@@ -152,5 +189,6 @@ int main(int argc, char **argv)
 	udp_server_free(mc.udp);
 	pcpd_server_free(mc.srv);
 	rcu_unregister_thread();
+	close(lockfd);
 	return 0;
 }

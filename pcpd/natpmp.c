@@ -87,7 +87,18 @@ void natpmp_handle(struct pcp_handler *h, const struct pcp_meta *m, const uint8_
 		return;
 	}
 	if (op != NATPMP_OP_UDP && op != NATPMP_OP_TCP) {
-		natpmp_send(h, m, op, perr_to_natpmp(PERR_UNSUPP_OPCODE), 0, 0, 0);
+		/* RFC 6886 §3.5: the entire request is returned, R bit and result 5 set */
+		if (len < 8) {
+			natpmp_send(h, m, op, perr_to_natpmp(PERR_UNSUPP_OPCODE), 0, 0, 0);
+			return;
+		}
+		uint8_t out[PCP_MAX_LEN];
+		size_t n = len < sizeof(out) ? len : sizeof(out);
+		memcpy(out, pkt, n);
+		out[1] = (uint8_t)(op | 0x80);
+		out[2] = 0;
+		out[3] = (uint8_t)perr_to_natpmp(PERR_UNSUPP_OPCODE);
+		h->reply(m, out, n);
 		return;
 	}
 	if (len < 12) {

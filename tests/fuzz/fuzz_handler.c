@@ -19,7 +19,8 @@ static void check_reply(const struct pcp_meta *m, const uint8_t *buf, size_t len
 		abort();
 	if (buf[0] == PCP_VERSION && (len < PCP_HDR_LEN || len % 4 || !(buf[1] & 0x80)))
 		abort();
-	if (buf[0] == 0 && len != 8 && len != 12 && len != 16)
+	/* NAT-PMP: fixed sizes, or the whole request back for result 5 */
+	if (buf[0] == 0 && len != 8 && len != 12 && len != 16 && !(len >= 8 && buf[3] == 5))
 		abort();
 }
 

@@ -9,6 +9,7 @@ softwires (this kernel has no ip6tnl). Everything is created here and
 removed in stop(), also after a failure."""
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,6 +39,7 @@ class Lab:
         self.proc = None
         self.conf_path = "/tmp/pcpd-%s.conf" % self.tag
         self.log_path = "/tmp/pcpd-%s.log" % self.tag
+        self.state_dir = "/tmp/pcpd-%s.state" % self.tag
 
     # -- namespaces ------------------------------------------------------
     def ip(self, ns, *args):
@@ -69,7 +71,9 @@ class Lab:
         self.ip("b4a", "addr", "add", "2001:db8:200::1/64", "dev", "eth0", "nodad")
         self.ip("aftr", "-6", "route", "add", "2001:db8:200::/64", "dev", "sw-a")
         with open(self.conf_path, "w") as f:
-            f.write(self.conf_text)
+            # every lab its own state directory: pcpd locks it
+            f.write(self.conf_text.replace('state-dir = "/tmp"',
+                                           'state-dir = "%s"' % self.state_dir))
         self.start_pcpd()
 
     def start_pcpd(self):
@@ -112,6 +116,7 @@ class Lab:
             sh("ip", "netns", "del", n, check=False)
         if os.path.exists(self.conf_path):
             os.unlink(self.conf_path)
+        shutil.rmtree(self.state_dir, ignore_errors=True)
         if rc == 0 and os.path.exists(self.log_path):
             os.unlink(self.log_path)   # kept only when something went wrong
         return rc

@@ -18,7 +18,7 @@ failed = len(res.failures) + len(res.errors) + len(res.unexpectedSuccesses)
 skipped = len(res.skipped)
 for test, why in res.skipped:
     print("SKIPPED %s: %s" % (test, why))
-passed = res.testsRun - failed - skipped
+passed = max(0, res.testsRun - failed - skipped)
 print("wire: %d passed, %d failed, %d skipped" % (passed, failed, skipped))
 if args.counts:
     with open(args.counts, "w") as f:
