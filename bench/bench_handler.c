@@ -21,27 +21,23 @@ static void sink(const struct pcp_meta *m, const uint8_t *buf, size_t len)
 
 static struct pcpd_config *mkcfg(unsigned nsubs_pow2, unsigned per_sub)
 {
-	struct pcpd_config *c = calloc(1, sizeof(*c));
-	c->enable_map = c->enable_peer = c->enable_natpmp = c->enable_third_party = true;
-	c->min_lifetime = 120;
-	c->max_lifetime = 86400;
-	c->max_filters = 4;
-	strcpy(c->backend, "memory");
-	c->aftr.pool[0].first = 0xcb007100u;
-	c->aftr.pool[0].last = 0xcb0071ffu;          /* 256 addresses */
-	c->aftr.npool = 1;
-	c->aftr.port_min = 1024;
-	c->aftr.ports_per_subscriber = 2048;
-	c->aftr.pcp_ports = 1024;
-	c->aftr.subscriber_plen = 64;
-	char p[64];
-	snprintf(p, sizeof(p), "2001:db8:100::/%u", 64 - nsubs_pow2);
-	prefix_parse(p, &c->aftr.b4_prefixes[0]);
-	c->aftr.nb4 = 1;
-	prefix_parse("192.168.0.0/16", &c->aftr.internal[0]);
-	c->aftr.ninternal = 1;
-	c->aftr.max_mappings = per_sub;
-	c->aftr.hold_down = 0;
+	char text[1024];
+	snprintf(text, sizeof(text),
+		 "server {\n  max-filters = 4\n}\n"
+		 "aftr {\n"
+		 "  pool = {\"203.0.113.0/24\"}\n"
+		 "  ports-per-subscriber = 2048\n"
+		 "  pcp-ports = 1024\n"
+		 "  subscriber-prefix-length = 64\n"
+		 "  b4-prefixes = {\"2001:db8:100::/%u\"}\n"
+		 "  internal-prefixes = {\"192.168.0.0/16\"}\n"
+		 "  max-mappings = %u\n"
+		 "  rate-limit = 0\n"
+		 "  hold-down = 0\n"
+		 "}\n", 64 - nsubs_pow2, per_sub);
+	struct pcpd_config *c = pcpd_config_load_buf(text, "bench.conf", stderr);
+	if (!c)
+		exit(1);
 	return c;
 }
 

@@ -324,6 +324,52 @@ static struct etxn *tx_new(struct engine *e, const struct engine_req *rq, struct
 	return t;
 }
 
+/* A new binding for rq's internal endpoint on the subscriber's address. */
+static struct binding *binding_for(const struct engine_req *rq, uint16_t port, uint8_t flags)
+{
+	struct binding *b = binding_new();
+	if (!b)
+		return NULL;
+	b->sub = rq->sub->index;
+	b->proto = rq->proto;
+	b->int_addr = rq->int_addr;
+	b->int_port = rq->int_port;
+	b->ext_addr = rq->sub->ext_addr;
+	b->ext_port = port;
+	b->flags = (uint8_t)(flags | BF_PENDING);
+	memcpy(b->nonce, rq->nonce, sizeof(b->nonce));
+	b->created = rq->now;
+	b->client_addr = rq->client_addr;
+	b->client_port = rq->client_port;
+	return b;
+}
+
+/* Links a new binding (its key and port reserved while the kernel works)
+ * and submits it; on any failure everything is given back. Called with
+ * the subscriber lock held; returns with it released. */
+static void create_commit(struct engine *e, const struct engine_req *rq, struct binding *b,
+			  struct portalloc *pa, int parts, uint32_t lifetime, engine_done_fn done,
+			  void *arg)
+{
+	struct subscriber *sub = rq->sub;
+	binding_update_expires(b);
+	struct etxn *t = tx_new(e, rq, b, TX_CREATE, done, arg);
+	if (!t || table_insert(e->table, b) != PERR_OK) {
+		free(t);
+		portalloc_release(pa, b->ext_port, rq->now, 0, NULL);
+		binding_free(b);
+		pthread_mutex_unlock(&sub->lock);
+		finish(done, arg, PERR_NO_RESOURCES, 0, false);
+		return;
+	}
+	t->parts_delta = parts;
+	sub->nmappings += (uint32_t)parts;
+	t->res.lifetime = lifetime;
+	fill_desc(&t->res, b->description);
+	pthread_mutex_unlock(&sub->lock);
+	tx_submit(t, KOP_ADD);
+}
+
 /* ---- MAP ---- */
 
 static void map_delete(struct engine *e, const struct engine_req *rq, engine_done_fn done,
@@ -408,7 +454,9 @@ static void map_create(struct engine *e, const struct engine_req *rq, uint32_t l
 			err = PERR_NO_RESOURCES;
 	}
 	struct binding *b = NULL;
-	if (err == PERR_OK && !(b = binding_new())) {
+	uint8_t flags = (uint8_t)(BF_MAP | (rq->flags & (BF_STATIC | BF_THIRD_PARTY |
+							  BF_PREFER_FAILURE | BF_NATPMP)));
+	if (err == PERR_OK && !(b = binding_for(rq, port, flags))) {
 		portalloc_release(pa, port, rq->now, 0, NULL);
 		err = PERR_NO_RESOURCES;
 	}
@@ -418,41 +466,14 @@ static void map_create(struct engine *e, const struct engine_req *rq, uint32_t l
 		finish(done, arg, err, 0, false);
 		return;
 	}
-	b->sub = sub->index;
-	b->proto = rq->proto;
-	b->int_addr = rq->int_addr;
-	b->int_port = rq->int_port;
-	b->ext_addr = sub->ext_addr;
-	b->ext_port = port;
-	b->flags = (uint8_t)(BF_MAP | BF_PENDING |
-			     (rq->flags & (BF_STATIC | BF_THIRD_PARTY | BF_PREFER_FAILURE | BF_NATPMP)));
-	memcpy(b->nonce, rq->nonce, sizeof(b->nonce));
 	b->map_expires = is_static ? UINT32_MAX : rq->now + lifetime;
-	b->created = rq->now;
 	b->filters = fs;
 	if (rq->has_desc && rq->desc_len) {
 		uint16_t n = utf8_truncate(rq->desc, rq->desc_len, ENGINE_DESC_MAX);
 		b->description = strndup(rq->desc, n);
 	}
-	b->client_addr = rq->client_addr;
-	b->client_port = rq->client_port;
-	binding_update_expires(b);
-
-	struct etxn *t = tx_new(e, rq, b, TX_CREATE, done, arg);
-	if (!t || table_insert(e->table, b) != PERR_OK) {
-		free(t);
-		portalloc_release(pa, port, rq->now, 0, NULL);
-		binding_free(b);
-		pthread_mutex_unlock(&sub->lock);
-		finish(done, arg, PERR_NO_RESOURCES, 0, false);
-		return;
-	}
-	t->parts_delta = is_static ? 0 : 1;
-	sub->nmappings += (uint32_t)t->parts_delta;
-	t->res.lifetime = is_static ? ENGINE_STATIC_LIFETIME : lifetime;
-	fill_desc(&t->res, b->description);
-	pthread_mutex_unlock(&sub->lock);
-	tx_submit(t, KOP_ADD);
+	create_commit(e, rq, b, pa, is_static ? 0 : 1,
+		      is_static ? ENGINE_STATIC_LIFETIME : lifetime, done, arg);   /* unlocks */
 }
 
 /* The MAP part is added to or refreshed on an existing binding. */
@@ -602,7 +623,8 @@ static void peer_create(struct engine *e, const struct engine_req *rq, uint32_t 
 	}
 	struct binding *b = NULL;
 	struct peer_part *p = NULL;
-	if (err == PERR_OK && (!(b = binding_new()) || !(p = calloc(1, sizeof(*p))))) {
+	if (err == PERR_OK && (!(b = binding_for(rq, port, rq->flags & BF_THIRD_PARTY)) ||
+			       !(p = calloc(1, sizeof(*p))))) {
 		portalloc_release(pa, port, rq->now, 0, NULL);
 		binding_free(b);
 		err = PERR_NO_RESOURCES;
@@ -616,33 +638,8 @@ static void peer_create(struct engine *e, const struct engine_req *rq, uint32_t 
 	p->port = rq->peer_port;
 	memcpy(p->nonce, rq->nonce, sizeof(p->nonce));
 	p->expires = rq->now + lifetime;
-	b->sub = sub->index;
-	b->proto = rq->proto;
-	b->int_addr = rq->int_addr;
-	b->int_port = rq->int_port;
-	b->ext_addr = sub->ext_addr;
-	b->ext_port = port;
-	b->flags = (uint8_t)(BF_PENDING | (rq->flags & BF_THIRD_PARTY));
-	memcpy(b->nonce, rq->nonce, sizeof(b->nonce));
-	b->created = rq->now;
 	b->peers = p;
-	b->client_addr = rq->client_addr;
-	b->client_port = rq->client_port;
-	binding_update_expires(b);
-	struct etxn *t = tx_new(e, rq, b, TX_CREATE, done, arg);
-	if (!t || table_insert(e->table, b) != PERR_OK) {
-		free(t);
-		portalloc_release(pa, port, rq->now, 0, NULL);
-		binding_free(b);
-		pthread_mutex_unlock(&sub->lock);
-		finish(done, arg, PERR_NO_RESOURCES, 0, false);
-		return;
-	}
-	t->parts_delta = 1;
-	sub->nmappings++;
-	t->res.lifetime = lifetime;
-	pthread_mutex_unlock(&sub->lock);
-	tx_submit(t, KOP_ADD);
+	create_commit(e, rq, b, pa, 1, lifetime, done, arg);   /* unlocks */
 }
 
 void engine_peer(struct engine *e, const struct engine_req *rq, engine_done_fn done, void *arg)

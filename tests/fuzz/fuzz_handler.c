@@ -24,6 +24,19 @@ static void check_reply(const struct pcp_meta *m, const uint8_t *buf, size_t len
 		abort();
 }
 
+static const char fuzz_conf[] =
+	"server {\n  max-filters = 4\n}\n"
+	"aftr {\n"
+	"  pool = {\"203.0.113.0-203.0.113.3\"}\n"
+	"  pcp-ports = 64\n"
+	"  subscriber-prefix-length = 64\n"
+	"  b4-prefixes = {\"2001:db8:100::/60\"}\n"
+	"  internal-prefixes = {\"192.168.0.0/16\"}\n"
+	"  max-mappings = 16\n"
+	"  rate-limit = 0\n"
+	"  subscriber \"enc\" { interface = \"lo\"  index = 40 }\n"
+	"}\n";
+
 static struct pcpd_server *server(void)
 {
 	static struct pcpd_server *s;
@@ -31,33 +44,8 @@ static struct pcpd_server *server(void)
 		return s;
 	rcu_register_thread();
 	log_setup(LOG_TO_STDERR, LOG_ERR, "fuzz");
-	struct pcpd_config *c = calloc(1, sizeof(*c));
-	c->enable_map = c->enable_peer = c->enable_natpmp = c->enable_third_party = true;
-	c->min_lifetime = 120;
-	c->max_lifetime = 86400;
-	c->max_filters = 4;
-	strcpy(c->backend, "memory");
-	c->aftr.pool[0].first = 0xcb007100u;
-	c->aftr.pool[0].last = 0xcb007103u;
-	c->aftr.npool = 1;
-	c->aftr.port_min = 1024;
-	c->aftr.ports_per_subscriber = 4096;
-	c->aftr.pcp_ports = 64;
-	c->aftr.subscriber_plen = 64;
-	prefix_parse("2001:db8:100::/60", &c->aftr.b4_prefixes[0]);
-	c->aftr.nb4 = 1;
-	prefix_parse("192.168.0.0/16", &c->aftr.internal[0]);
-	c->aftr.ninternal = 1;
-	c->aftr.max_mappings = 16;
-	c->aftr.rate_limit = 0;
-	c->aftr.hold_down = 120;
-	c->aftr.subs = calloc(1, sizeof(*c->aftr.subs));
-	strcpy(c->aftr.subs[0].name, "enc");
-	strcpy(c->aftr.subs[0].ifname, "lo");
-	c->aftr.subs[0].index = 40;
-	c->aftr.nsubs = 1;
-	s = pcpd_server_new(c, 0, check_reply);
-	if (!s)
+	struct pcpd_config *c = pcpd_config_load_buf(fuzz_conf, "fuzz_handler.conf", stderr);
+	if (!c || !(s = pcpd_server_new(c, 0, check_reply)))
 		abort();
 	return s;
 }

@@ -30,33 +30,27 @@ static void capture_reply(const struct pcp_meta *m, const uint8_t *buf, size_t l
 	c->n++;
 }
 
+/* Parsed by the real config loader, so tests see what pcpd would run. */
+static const char test_conf[] =
+	"server {\n"
+	"  max-filters = 4\n"
+	"}\n"
+	"aftr {\n"
+	"  pool = {\"203.0.113.0/28\"}\n"
+	"  ports-per-subscriber = 2048\n"
+	"  pcp-ports = 16\n"
+	"  subscriber-prefix-length = 64\n"
+	"  b4-prefixes = {\"2001:db8:100::/56\"}\n"
+	"  internal-prefixes = {\"192.168.0.0/16\"}\n"
+	"  max-mappings = 8\n"
+	"  rate-limit = 0\n"
+	"  subscriber \"enc\" { interface = \"lo\"  index = 300 }\n"
+	"}\n";
+
 static struct pcpd_config *mkcfg(void)
 {
-	struct pcpd_config *c = calloc(1, sizeof(*c));
-	c->port = 5351;
-	c->enable_map = c->enable_peer = c->enable_natpmp = c->enable_third_party = true;
-	c->min_lifetime = 120;
-	c->max_lifetime = 86400;
-	c->max_filters = 4;
-	strcpy(c->backend, "memory");
-	c->aftr.pool[0].first = 0xcb007100u;      /* 203.0.113.0/28 */
-	c->aftr.pool[0].last = 0xcb00710fu;
-	c->aftr.npool = 1;
-	c->aftr.port_min = 1024;
-	c->aftr.ports_per_subscriber = 2048;
-	c->aftr.pcp_ports = 16;
-	c->aftr.subscriber_plen = 64;
-	assert_true(prefix_parse("2001:db8:100::/56", &c->aftr.b4_prefixes[0]));
-	c->aftr.nb4 = 1;
-	assert_true(prefix_parse("192.168.0.0/16", &c->aftr.internal[0]));
-	c->aftr.ninternal = 1;
-	c->aftr.max_mappings = 8;
-	c->aftr.hold_down = 120;
-	c->aftr.subs = calloc(1, sizeof(*c->aftr.subs));
-	strcpy(c->aftr.subs[0].name, "enc");
-	strcpy(c->aftr.subs[0].ifname, "lo");
-	c->aftr.subs[0].index = 300;
-	c->aftr.nsubs = 1;
+	struct pcpd_config *c = pcpd_config_load_buf(test_conf, "test_engine.conf", stderr);
+	assert_non_null(c);
 	return c;
 }
 
