@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <netinet/in.h>
 #include <urcu.h>
+#include <urcu/list.h>
 #include <urcu/rculfhash.h>
 
 #define BINDING_NONCE_LEN 12
@@ -56,6 +57,7 @@ struct binding {
 	struct cds_lfht_node by_int;
 	struct cds_lfht_node by_ext;
 	struct rcu_head rcu;
+	struct cds_list_head sub_node;  /* in its subscriber's list, under the sub lock */
 	uint32_t heap_idx;          /* position in the expiry heap, UINT32_MAX = none */
 
 	/* internal key */

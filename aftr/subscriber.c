@@ -87,6 +87,7 @@ static struct subscriber *sub_create(struct subscribers *s, uint32_t index)
 	sub->block_n = s->cfg.ports_per_subscriber;
 	sub->pcp_n = s->cfg.pcp_ports < sub->block_n ? s->cfg.pcp_ports : sub->block_n;
 	pthread_mutex_init(&sub->lock, NULL);
+	CDS_INIT_LIST_HEAD(&sub->bindings);
 	uint32_t seed = u32_hash(index, s->seed);
 	bool ok = portalloc_init(&sub->pa[PA_TCP_MAP], 6, sub->block_lo, sub->pcp_n, seed) == PERR_OK &&
 		  portalloc_init(&sub->pa[PA_UDP_MAP], 17, sub->block_lo, sub->pcp_n, seed) == PERR_OK &&

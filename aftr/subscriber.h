@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <urcu.h>
+#include <urcu/list.h>
 #include <urcu/rculfhash.h>
 
 #include "aftr/aftr_config.h"
@@ -46,7 +47,9 @@ struct subscriber {
 
 	pthread_mutex_t lock;
 	struct portalloc pa[PA__COUNT];   /* under lock */
-	uint32_t nmappings;               /* bindings created by PCP/NAT-PMP, under lock */
+	uint32_t nmappings;               /* mapping parts created by PCP/NAT-PMP, under lock */
+	struct cds_list_head bindings;    /* this subscriber's bindings, under lock: per-
+					   * subscriber walks never scan the whole table */
 	uint64_t rl_stamp_ms;             /* token bucket, under lock */
 	uint64_t rl_tokens_milli;
 

@@ -182,6 +182,13 @@ static void log_binding(const char *what, const struct subscriber *sub, const st
 		 addr_str(&b->int_addr, in), b->int_port, addr_str(&b->ext_addr, ex), b->ext_port);
 }
 
+/* Unlinks b from its subscriber's list and the table (sub lock held). */
+static void unlink_binding(struct engine *e, struct binding *b)
+{
+	cds_list_del(&b->sub_node);
+	table_remove(e->table, b);
+}
+
 /* ---- completion of kernel changes ---- */
 
 static void tx_free(struct etxn *t)
@@ -214,7 +221,7 @@ static void tx_done(void *arg, enum perr kerr)
 			if (pa)
 				portalloc_release(pa, b->ext_port, t->now, 0, NULL);
 			sub->nmappings -= (uint32_t)t->parts_delta;
-			table_remove(e->table, b);
+			unlink_binding(e, b);
 		}
 	} else if (t->kind == TX_CREATE) {
 		e->stats.created++;
@@ -228,7 +235,7 @@ static void tx_done(void *arg, enum perr kerr)
 		sub->nmappings -= (uint32_t)-t->parts_delta;
 		e->stats.deleted++;
 		log_binding("deleted", sub, b);
-		table_remove(e->table, b);
+		unlink_binding(e, b);
 	} else {
 		/* TX_UPDATE: apply the new state */
 		bool had_map = b->flags & BF_MAP;
@@ -362,6 +369,7 @@ static void create_commit(struct engine *e, const struct engine_req *rq, struct 
 		finish(done, arg, PERR_NO_RESOURCES, 0, false);
 		return;
 	}
+	cds_list_add(&b->sub_node, &sub->bindings);
 	t->parts_delta = parts;
 	sub->nmappings += (uint32_t)parts;
 	t->res.lifetime = lifetime;
@@ -706,25 +714,6 @@ void engine_peer(struct engine *e, const struct engine_req *rq, engine_done_fn d
 
 /* ---- NAT-PMP delete-all and expiry ---- */
 
-struct natpmp_scan {
-	struct engine *e;
-	struct subscriber *sub;
-	uint8_t proto;
-	const struct in6_addr *int_addr;
-	uint32_t now;
-	unsigned n;
-	uint16_t ports[256];
-};
-
-static int collect_natpmp(void *arg, struct binding *b)
-{
-	struct natpmp_scan *s = arg;
-	if (b->sub == s->sub->index && b->proto == s->proto && (b->flags & BF_NATPMP) &&
-	    addr_equal(&b->int_addr, s->int_addr) && s->n < 256)
-		s->ports[s->n++] = b->int_port;
-	return 0;
-}
-
 static void natpmp_del_done(void *arg, const struct engine_result *r)
 {
 	(void)arg;
@@ -734,26 +723,30 @@ static void natpmp_del_done(void *arg, const struct engine_result *r)
 void engine_delete_all_natpmp(struct engine *e, struct subscriber *sub, uint8_t proto,
 			      const struct in6_addr *int_addr, uint32_t now)
 {
-	struct natpmp_scan s = { .e = e, .sub = sub, .proto = proto, .int_addr = int_addr,
-				 .now = now };
-	/* a full scan: rare (client reboot), and bounded by the table size */
-	table_foreach(e->table, collect_natpmp, &s);
-	for (unsigned i = 0; i < s.n; i++) {
-		pthread_mutex_lock(&sub->lock);
-		struct binding *b = table_lookup_int(e->table, sub->index, proto, int_addr,
-						     s.ports[i]);
-		uint8_t nonce[PCP_NONCE_LEN];
-		bool ok = b && (b->flags & BF_NATPMP);
-		if (ok)
-			memcpy(nonce, b->nonce, sizeof(nonce));
-		pthread_mutex_unlock(&sub->lock);
-		if (!ok)
-			continue;
+	/* collect under the lock (bounded by the subscriber's quota), then
+	 * delete each through the normal path, which takes the lock itself */
+	pthread_mutex_lock(&sub->lock);
+	unsigned n = 0, cap = sub->nmappings;
+	uint16_t *ports = cap ? malloc(cap * sizeof(*ports)) : NULL;
+	uint8_t nonce[PCP_NONCE_LEN] = { 0 };   /* NAT-PMP bindings all share one */
+	struct binding *b;
+	if (ports) {
+		cds_list_for_each_entry(b, &sub->bindings, sub_node) {
+			if (b->proto == proto && (b->flags & BF_NATPMP) &&
+			    addr_equal(&b->int_addr, int_addr) && n < cap) {
+				ports[n++] = b->int_port;
+				memcpy(nonce, b->nonce, sizeof(nonce));
+			}
+		}
+	}
+	pthread_mutex_unlock(&sub->lock);
+	for (unsigned i = 0; i < n; i++) {
 		struct engine_req rq = { .sub = sub, .proto = proto, .int_addr = *int_addr,
-					 .int_port = s.ports[i], .now = now };
+					 .int_port = ports[i], .now = now };
 		memcpy(rq.nonce, nonce, sizeof(nonce));
 		map_delete(e, &rq, natpmp_del_done, NULL);
 	}
+	free(ports);
 }
 
 static void expire_done(void *arg, enum perr err)
@@ -816,7 +809,7 @@ static void expire_one(void *arg, struct binding *b)
 			portalloc_release(pa, b->ext_port, now, e->lim.hold_down, &o);
 		kchange_of(b, KOP_DEL, now, &c);
 		log_binding("expired", sub, b);
-		table_remove(e->table, b);
+		unlink_binding(e, b);
 	} else {
 		binding_update_expires(b);
 		table_requeue(e->table, b);

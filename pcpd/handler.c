@@ -112,12 +112,8 @@ static void txn_done(void *arg, const struct engine_result *r)
 		free(t);
 		return;
 	}
-	struct pcp_response *rsp = calloc(1, sizeof(*rsp));
-	if (!rsp) {
-		send_error(h, &t->m, t->pkt, t->len, true, PERR_NO_RESOURCES, 0, false);
-		free(t);
-		return;
-	}
+	struct pcp_response rspbuf, *rsp = &rspbuf;
+	memset(rsp, 0, sizeof(*rsp));
 	rsp->opcode = req->opcode;
 	rsp->result = PCP_SUCCESS;
 	rsp->lifetime = r->lifetime;
@@ -153,7 +149,6 @@ static void txn_done(void *arg, const struct engine_result *r)
 		rsp->peer_addr = req->peer_addr;
 	}
 	send_response(h, &t->m, rsp, t->pkt, t->len);
-	free(rsp);
 	free(t);
 }
 

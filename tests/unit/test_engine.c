@@ -353,10 +353,22 @@ static void test_natpmp(void **state)
 	struct rq r = { .src = HOST, .ifindex = 1, .op = PCP_OP_MAP, .proto = 6, .port = 80,
 			.lifetime = 600, .nonce = 'z' };
 	assert_int_equal(send_rq(w, &r, NULL), PCP_NOT_AUTHORIZED);
+	/* delete-all removes this client's NAT-PMP TCP mappings and nothing else */
+	for (uint8_t port = 81; port <= 83; port++) {
+		const uint8_t more[12] = { 0, 2, 0, 0, 0, port, 0, 0, 0, 0, 0x1c, 0x20 };
+		natpmp(w, more, sizeof(more));
+	}
+	const uint8_t udp[12] = { 0, 1, 0, 0, 0, 80, 0, 0, 0, 0, 0x1c, 0x20 };
+	natpmp(w, udp, sizeof(udp));
+	struct rq pcp = { .src = HOST, .ifindex = 1, .op = PCP_OP_MAP, .proto = 6, .port = 90,
+			  .lifetime = 600, .nonce = 'z' };
+	assert_int_equal(send_rq(w, &pcp, NULL), PCP_SUCCESS);
+	assert_int_equal(table_count(w->s->table), 6);
 	const uint8_t delall[12] = { 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
 	natpmp(w, delall, sizeof(delall));
 	assert_int_equal(cap.buf[2] << 8 | cap.buf[3], 0);
-	assert_int_equal(table_count(w->s->table), 0);
+	assert_int_equal(table_count(w->s->table), 2);          /* the UDP one and the PCP one */
+	assert_int_equal(kbackend_mem_count(w->s->kb), 2);
 	const uint8_t badop[2] = { 0, 7 };
 	natpmp(w, badop, sizeof(badop));
 	assert_int_equal(cap.buf[2] << 8 | cap.buf[3], 5);
