@@ -20,6 +20,8 @@ struct mem_backend {
 	struct mem_elem **buckets;
 	size_t nbuckets;             /* power of two */
 	size_t count;
+	size_t nsubs;                /* provisioned subscribers */
+	uint64_t changes;
 	unsigned fail_n;
 	enum perr fail_err;
 };
@@ -85,8 +87,11 @@ static bool copy_filters(struct kchange *dst, const struct kchange *src)
 	return true;
 }
 
-static struct kbackend *mem_open(void)
+static struct kbackend *mem_open(const struct kbackend_conf *conf, bool *fresh)
 {
+	(void)conf;
+	if (fresh)
+		*fresh = true;     /* nothing survives the process */
 	struct mem_backend *m = calloc(1, sizeof(*m));
 	if (!m)
 		return NULL;
@@ -159,6 +164,7 @@ static void mem_submit(struct kbackend *kb, const struct kchange *c, kbackend_do
 	} else {
 		r = apply(m, c);
 	}
+	m->changes++;
 	pthread_mutex_unlock(&m->lock);
 	if (done)
 		done(arg, r);
@@ -188,11 +194,66 @@ static void mem_close(struct kbackend *kb)
 	free(m);
 }
 
+static enum perr mem_sub_set(struct kbackend *kb, const struct ksub *s)
+{
+	(void)s;
+	struct mem_backend *m = mem(kb);
+	pthread_mutex_lock(&m->lock);
+	m->nsubs++;
+	pthread_mutex_unlock(&m->lock);
+	return PERR_OK;
+}
+
+static enum perr mem_sub_del(struct kbackend *kb, const struct ksub *s)
+{
+	(void)s;
+	struct mem_backend *m = mem(kb);
+	pthread_mutex_lock(&m->lock);
+	if (m->nsubs)
+		m->nsubs--;
+	pthread_mutex_unlock(&m->lock);
+	return PERR_OK;
+}
+
+static enum perr mem_restore(struct kbackend *kb, kbackend_restore_fn cb, void *arg)
+{
+	(void)kb;
+	(void)cb;
+	(void)arg;
+	return PERR_OK;     /* a fresh process has nothing to restore */
+}
+
+static enum perr mem_peer_find(struct kbackend *kb, uint16_t zone, uint8_t proto,
+			       const struct in6_addr *int_addr, uint16_t int_port,
+			       const struct in6_addr *peer_addr, uint16_t peer_port,
+			       struct in6_addr *ext_addr, uint16_t *ext_port)
+{
+	(void)kb, (void)zone, (void)proto, (void)int_addr, (void)int_port;
+	(void)peer_addr, (void)peer_port, (void)ext_addr, (void)ext_port;
+	return PERR_NOT_FOUND;   /* no traffic, so no implicit mappings */
+}
+
+static void mem_stats(struct kbackend *kb, struct kbackend_stats *out)
+{
+	struct mem_backend *m = mem(kb);
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&m->lock);
+	out->changes = m->changes;
+	out->commits = m->changes;
+	out->elements = m->count;
+	pthread_mutex_unlock(&m->lock);
+}
+
 const struct kbackend_ops kbackend_mem_ops = {
 	.name = "memory",
 	.open = mem_open,
 	.submit = mem_submit,
 	.flush = mem_flush,
+	.sub_set = mem_sub_set,
+	.sub_del = mem_sub_del,
+	.restore = mem_restore,
+	.peer_find = mem_peer_find,
+	.stats = mem_stats,
 	.close = mem_close,
 };
 

@@ -16,7 +16,9 @@ struct pcpd_server *pcpd_server_new(struct pcpd_config *cfg, uint32_t epoch_base
 		log_err("unknown kernel backend '%s'", cfg->backend);
 		goto fail;
 	}
-	s->kb = ops->open();
+	struct kbackend_conf kc = { .table = "pcpd", .keep_table = true, .aftr = &cfg->aftr };
+	bool fresh = true;
+	s->kb = ops->open(&kc, &fresh);
 	s->subs = subs_new(&cfg->aftr);
 	s->table = table_new();
 	if (!s->kb || !s->subs || !s->table) {

@@ -552,7 +552,7 @@ static void test_backend_mem(void **state)
 	assert_null(kbackend_find("nope"));
 	assert_null(kbackend_find(NULL));
 
-	struct kbackend *kb = kbackend_mem_ops.open();
+	struct kbackend *kb = kbackend_mem_ops.open(NULL, NULL);
 	assert_non_null(kb);
 	assert_ptr_equal(kb->ops, &kbackend_mem_ops);
 	struct done_rec d = { 0 };
