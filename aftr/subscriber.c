@@ -155,27 +155,11 @@ struct subscribers *subs_new(const struct aftr_config *cfg)
 		return NULL;
 	}
 	for (unsigned i = 0; i < cfg->nsubs; i++) {
-		const struct aftr_sub_conf *sc = &cfg->subs[i];
-		struct subscriber *sub = sub_create(s, sc->index);
-		if (!sub) {
-			log_err("subscriber %s: index %u has no resources", sc->name, sc->index);
-			subs_free(s);
-			return NULL;
-		}
-		snprintf(sub->name, sizeof(sub->name), "%s", sc->name);
-		if (sc->has_b4) {
-			sub->b4 = sc->b4;
-			s->explicit_plens[sc->b4.plen] = 1;
-		}
-		snprintf(sub->ifname, sizeof(sub->ifname), "%s", sc->ifname);
-		if (sub->ifname[0])
-			sub->ifindex = (int)if_nametoindex(sub->ifname);
-		rcu_read_lock();
-		bool ok = sub_publish(s, sub);
-		rcu_read_unlock();
-		if (!ok) {
-			log_err("subscriber %s: duplicate index or B4 prefix", sc->name);
-			sub_destroy(sub);
+		enum perr err = subs_add(s, &cfg->subs[i], NULL);
+		if (err != PERR_OK) {
+			log_err("subscriber %s: %s", cfg->subs[i].name,
+				err == PERR_EXISTS ? "duplicate name, index, B4 prefix or interface"
+						   : "index has no resources in the pool");
 			subs_free(s);
 			return NULL;
 		}
@@ -225,6 +209,91 @@ void subs_free(struct subscribers *s)
 	free(v);
 	pthread_mutex_destroy(&s->create_lock);
 	free(s);
+}
+
+static struct subscriber *lookup_b4(struct subscribers *s, const struct prefix *key);
+
+static bool name_or_if_taken(struct subscribers *s, const struct aftr_sub_conf *c)
+{
+	struct cds_lfht_iter it;
+	struct subscriber *sub;
+	FOR_EACH_SUB(s->by_index, &it, sub) {
+		if ((c->name[0] && strcmp(sub->name, c->name) == 0) ||
+		    (c->ifname[0] && strcmp(sub->ifname, c->ifname) == 0))
+			return true;
+	}
+	return false;
+}
+
+enum perr subs_add(struct subscribers *s, const struct aftr_sub_conf *c, struct subscriber **out)
+{
+	pthread_mutex_lock(&s->create_lock);
+	rcu_read_lock();
+	enum perr err = PERR_OK;
+	struct subscriber *sub = NULL;
+	if (name_or_if_taken(s, c) || subs_by_index(s, c->index) ||
+	    (c->has_b4 && lookup_b4(s, &c->b4)))
+		err = PERR_EXISTS;
+	else if (!(sub = sub_create(s, c->index)))
+		err = PERR_INVAL;
+	if (sub) {
+		snprintf(sub->name, sizeof(sub->name), "%s", c->name);
+		if (c->has_b4)
+			sub->b4 = c->b4;
+		snprintf(sub->ifname, sizeof(sub->ifname), "%s", c->ifname);
+		if (sub->ifname[0])
+			sub->ifindex = (int)if_nametoindex(sub->ifname);
+		if (!sub_publish(s, sub)) {
+			sub_destroy(sub);
+			sub = NULL;
+			err = PERR_EXISTS;
+		} else if (c->has_b4) {
+			s->explicit_plens[c->b4.plen] = 1;
+		}
+	}
+	rcu_read_unlock();
+	pthread_mutex_unlock(&s->create_lock);
+	if (out)
+		*out = sub;
+	return err;
+}
+
+static void sub_free_rcu(struct rcu_head *h)
+{
+	sub_destroy(caa_container_of(h, struct subscriber, rcu));
+}
+
+enum perr subs_remove(struct subscribers *s, struct subscriber *sub)
+{
+	pthread_mutex_lock(&s->create_lock);
+	rcu_read_lock();
+	enum perr err = PERR_NOT_FOUND;
+	if (cds_lfht_del(s->by_index, &sub->by_index) == 0) {
+		if (sub->b4.plen)
+			cds_lfht_del(s->by_b4, &sub->by_b4);
+		if (sub->ifindex)
+			cds_lfht_del(s->by_if, &sub->by_if);
+		s->count--;
+		err = PERR_OK;
+	}
+	rcu_read_unlock();
+	pthread_mutex_unlock(&s->create_lock);
+	if (err == PERR_OK)
+		call_rcu(&sub->rcu, sub_free_rcu);
+	return err;
+}
+
+struct subscriber *subs_by_name(struct subscribers *s, const char *name)
+{
+	struct cds_lfht_iter it;
+	struct subscriber *sub;
+	if (!name || !name[0])
+		return NULL;
+	FOR_EACH_SUB(s->by_index, &it, sub) {
+		if (strcmp(sub->name, name) == 0)
+			return sub;
+	}
+	return NULL;
 }
 
 static struct subscriber *lookup_b4(struct subscribers *s, const struct prefix *key)

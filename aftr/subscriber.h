@@ -25,6 +25,7 @@
 #include "aftr/aftr_config.h"
 #include "aftr/portalloc.h"
 #include "common/addr.h"
+#include "common/err.h"
 
 enum { PA_TCP_MAP, PA_UDP_MAP, PA_TCP_NAPT, PA_UDP_NAPT, PA__COUNT };
 
@@ -57,6 +58,7 @@ struct subscriber {
 	struct in6_addr client_addr;
 	uint16_t client_port;
 
+	_Atomic bool provisioned;         /* data plane installed in the kernel backend */
 	_Atomic uint64_t requests;
 	_Atomic uint64_t rate_limited;
 };
@@ -84,6 +86,17 @@ bool subs_internal_allowed(const struct subscribers *s, const struct in6_addr *a
 struct portalloc *sub_portalloc(struct subscriber *sub, uint8_t proto, bool map);
 /* Token bucket: true if a request may be served now. */
 bool sub_rate_ok(struct subscriber *sub, uint64_t now_ms, uint32_t rate, uint32_t burst);
+
+/* Run time (control socket): adds an explicit subscriber like a config
+ * entry. PERR_EXISTS if the name, index, B4 prefix or interface is taken,
+ * PERR_INVAL if the index is beyond the pool's capacity. The caller then
+ * provisions it in the kernel backend. */
+enum perr subs_add(struct subscribers *s, const struct aftr_sub_conf *c,
+		   struct subscriber **out);
+/* Unpublishes a subscriber (its bindings must be gone) and frees it after a
+ * grace period. PERR_NOT_FOUND if unknown. */
+enum perr subs_remove(struct subscribers *s, struct subscriber *sub);
+struct subscriber *subs_by_name(struct subscribers *s, const char *name);
 
 size_t subs_count(struct subscribers *s);
 /* Visits every subscriber (rcu_read_lock() held). Stop by returning non-zero. */

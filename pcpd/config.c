@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
+
+#include "aftr/backend.h"
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -476,6 +478,50 @@ static int cb_state_dir(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *res)
 	return 0;
 }
 
+/* Names that end up in the kernel or in /etc/group: a safe alphabet. */
+static int cb_ident(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *res)
+{
+	if (!note_value(cfg, opt))
+		return -1;
+	size_t n = strlen(v);
+	if (n == 0 || n > 32)
+		return fail(cfg, "%s: '%s' must be 1 to 32 characters", opt->name, v);
+	for (size_t i = 0; i < n; i++)
+		if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= 'A' && v[i] <= 'Z') ||
+		      (v[i] >= '0' && v[i] <= '9') || v[i] == '_' || v[i] == '-'))
+			return fail(cfg, "%s: character '%c' is not allowed (letters, digits, _ and -)",
+				    opt->name, v[i]);
+	*(const char **)res = v;
+	return 0;
+}
+
+static int cb_group(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *res)
+{
+	if (v[0] == '\0') {          /* none: root only */
+		if (!note_value(cfg, opt))
+			return -1;
+		*(const char **)res = v;
+		return 0;
+	}
+	return cb_ident(cfg, opt, v, res);
+}
+
+static int cb_sock_path(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *res)
+{
+	if (!note_value(cfg, opt))
+		return -1;
+	size_t n = strlen(v);
+	if (v[0] != '/' || n >= sizeof(((struct pcpd_config *)0)->ctl_socket))
+		return fail(cfg, "%s: '%s' is not an absolute path of at most 107 bytes",
+			    opt->name, v);
+	for (size_t i = 0; i < n; i++)
+		if (v[i] < 0x20 || v[i] > 0x7e || strchr("\"'\\$", v[i]))
+			return fail(cfg, "%s: character 0x%02x is not allowed", opt->name,
+				    (unsigned char)v[i]);
+	*(const char **)res = v;
+	return 0;
+}
+
 static int cb_listen(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *res)
 {
 	unsigned idx = val_index(opt);
@@ -612,9 +658,18 @@ static cfg_opt_t server_opts[] = {
 	CFG_INT_CB("max-lifetime", 86400, CFGF_NONE, cb_uint),
 	CFG_INT_CB("max-filters", 8, CFGF_NONE, cb_uint),
 	CFG_STR_CB("backend", "memory", CFGF_NONE, cb_choice),
+	CFG_STR_CB("nft-table", "pcpd", CFGF_NONE, cb_ident),
+	CFG_BOOL_CB("keep-table", cfg_true, CFGF_NONE, cb_bool),
 	CFG_STR_CB("state-dir", "/var/lib/pcpd", CFGF_NONE, cb_state_dir),
 	CFG_STR_CB("log", "stderr", CFGF_NONE, cb_choice),
 	CFG_STR_CB("log-level", "info", CFGF_NONE, cb_choice),
+	CFG_END()
+};
+
+static cfg_opt_t control_opts[] = {
+	CFG_STR_CB("socket", "/run/pcpd/pcpd.sock", CFGF_NONE, cb_sock_path),
+	CFG_STR_CB("monitor-socket", "/run/pcpd/pcpd-monitor.sock", CFGF_NONE, cb_sock_path),
+	CFG_STR_CB("admin-group", "", CFGF_NONE, cb_group),
 	CFG_END()
 };
 
@@ -638,6 +693,7 @@ static cfg_opt_t aftr_opts[] = {
 
 static cfg_opt_t root_opts[] = {
 	CFG_SEC("server", server_opts, CFGF_NONE),
+	CFG_SEC("control", control_opts, CFGF_NONE),
 	CFG_SEC("aftr", aftr_opts, CFGF_NONE),
 	CFG_END()
 };
@@ -664,10 +720,20 @@ static void get_server(cfg_t *s, struct pcpd_config *c)
 	c->max_lifetime = u(s, "max-lifetime");
 	c->max_filters = u(s, "max-filters");
 	snprintf(c->backend, sizeof(c->backend), "%s", cfg_getstr(s, "backend"));
+	snprintf(c->nft_table, sizeof(c->nft_table), "%s", cfg_getstr(s, "nft-table"));
+	c->keep_table = cfg_getbool(s, "keep-table");
 	snprintf(c->state_dir, sizeof(c->state_dir), "%s", cfg_getstr(s, "state-dir"));
 	c->log_target = choice_index(log_targets, cfg_getstr(s, "log")) == 1 ? LOG_TO_SYSLOG
 									    : LOG_TO_STDERR;
 	c->log_level = LOG_ERR + choice_index(log_levels, cfg_getstr(s, "log-level"));
+}
+
+static void get_control(cfg_t *k, struct pcpd_config *c)
+{
+	snprintf(c->ctl_socket, sizeof(c->ctl_socket), "%s", cfg_getstr(k, "socket"));
+	snprintf(c->ctl_monitor, sizeof(c->ctl_monitor), "%s", cfg_getstr(k, "monitor-socket"));
+	snprintf(c->ctl_admin_group, sizeof(c->ctl_admin_group), "%s",
+		 cfg_getstr(k, "admin-group"));
 }
 
 static bool get_aftr(cfg_t *a, struct aftr_config *c)
@@ -873,22 +939,45 @@ static int cmp_sub_index(const void *pa, const void *pb)
 	return (a->index > b->index) - (a->index < b->index);
 }
 
+/* The nftables data plane numbers things in 16 and 32 bits (conntrack
+ * zones, conntrack marks): say so at load time, not at the first packet. */
+static void check_kernel_limits(cfg_t *s, cfg_t *a, const struct pcpd_config *c)
+{
+	if (strcmp(c->backend, "nftables") != 0)
+		return;
+	if (aftr_pool_size(&c->aftr) > KMARK_MAX_POOL)
+		report(line_max(a, "pool", "pool"), "pool: %u addresses; the nftables backend "
+		       "supports at most %u (conntrack mark layout)", aftr_pool_size(&c->aftr),
+		       KMARK_MAX_POOL);
+	(void)s;
+	for (unsigned i = 0; i < c->aftr.nsubs; i++)
+		if (c->aftr.subs[i].index > KZONE_MAX_INDEX)
+			report(opt_line(cfg_getnsec(a, "subscriber", i), "index", 0), "subscriber '%s': index %u has no conntrack zone; the "
+			       "nftables backend serves indexes 0..%u", c->aftr.subs[i].name,
+			       c->aftr.subs[i].index, KZONE_MAX_INDEX);
+}
+
 static struct pcpd_config *build(cfg_t *root)
 {
 	struct pcpd_config *c = calloc(1, sizeof(*c));
 	cfg_t *s = cfg_getsec(root, "server"), *a = cfg_getsec(root, "aftr");
-	if (!c || !s || !a) {
+	cfg_t *k = cfg_getsec(root, "control");
+	if (!c || !s || !a || !k) {
 		report(root->line, "out of memory");
 		free(c);
 		return NULL;
 	}
 	get_server(s, c);
+	get_control(k, c);
+	if (strcmp(c->ctl_socket, c->ctl_monitor) == 0)
+		report(line_max(k, "socket", "monitor-socket"), "socket and monitor-socket must differ");
 	if (get_aftr(a, &c->aftr)) {
 		check_server(s, c);
 		bool ports_ok = check_ports(a, &c->aftr);
 		if (ports_ok)
 			check_b4_prefixes(a, &c->aftr);
 		check_subs(a, &c->aftr, ports_ok);
+		check_kernel_limits(s, a, c);
 	}
 	if (ctx->nerr) {
 		pcpd_config_free(c);
@@ -918,6 +1007,7 @@ struct pcpd_config *pcpd_config_load_buf(const char *buf, const char *name, FILE
 			cfg_set_error_function(root, on_cfg_error);
 			cfg_set_validate_func(root, "server", on_section_end);
 			cfg_set_validate_func(root, "aftr", on_section_end);
+			cfg_set_validate_func(root, "control", on_section_end);
 			x.parsing = true;
 			int rc = cfg_parse_buf(root, text);
 			x.parsing = false;

@@ -26,10 +26,16 @@ struct pcpd_config {
 	uint32_t min_lifetime;           /* default 120 */
 	uint32_t max_lifetime;           /* default 86400 */
 	uint32_t max_filters;            /* FILTERs per mapping, >= 1 */
-	char backend[16];                /* "memory" (tests) */
+	char backend[16];                /* "nftables" or "memory" (tests) */
+	char nft_table[33];              /* the nft table pcpd owns */
+	bool keep_table;                 /* leave it in the kernel on exit (restart without loss) */
 	char state_dir[256];
 	enum log_target log_target;
 	int log_level;                   /* syslog level */
+	/* control { } */
+	char ctl_socket[108];
+	char ctl_monitor[108];
+	char ctl_admin_group[33];        /* "" = root only */
 	/* aftr { } */
 	struct aftr_config aftr;
 };

@@ -43,9 +43,17 @@ static void print_server(const struct pcpd_config *c, FILE *out)
 		yes_no(c->enable_third_party));
 	fprintf(out, "  min-lifetime = %u\n  max-lifetime = %u\n  max-filters = %u\n",
 		c->min_lifetime, c->max_lifetime, c->max_filters);
-	fprintf(out, "  backend = \"%s\"\n  state-dir = \"%s\"\n", c->backend, c->state_dir);
+	fprintf(out, "  backend = \"%s\"\n  nft-table = \"%s\"\n  keep-table = %s\n", c->backend,
+		c->nft_table, yes_no(c->keep_table));
+	fprintf(out, "  state-dir = \"%s\"\n", c->state_dir);
 	fprintf(out, "  log = \"%s\"\n  log-level = \"%s\"\n}\n",
 		c->log_target == LOG_TO_SYSLOG ? "syslog" : "stderr", level_name(c->log_level));
+}
+
+static void print_control(const struct pcpd_config *c, FILE *out)
+{
+	fprintf(out, "control {\n  socket = \"%s\"\n  monitor-socket = \"%s\"\n"
+		     "  admin-group = \"%s\"\n}\n", c->ctl_socket, c->ctl_monitor, c->ctl_admin_group);
 }
 
 static void print_sub(const struct aftr_sub_conf *s, FILE *out)
@@ -104,6 +112,7 @@ static void print_aftr(const struct aftr_config *c, FILE *out)
 void pcpd_config_print(const struct pcpd_config *c, FILE *out)
 {
 	print_server(c, out);
+	print_control(c, out);
 	fputc('\n', out);
 	print_aftr(&c->aftr, out);
 }

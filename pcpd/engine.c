@@ -25,6 +25,7 @@ struct etxn {
 	char *desc;
 	struct peer_part *peer;          /* peer part to refresh, or new one to link */
 	bool peer_new;
+	bool peer_flow;                  /* PEER: the kernel must have this peer's flow */
 	uint32_t peer_expires;
 	int parts_delta;                 /* change of sub->nmappings on success */
 	struct in6_addr client_addr;
@@ -38,6 +39,7 @@ void engine_init(struct engine *e, const struct engine_limits *lim, struct subsc
 		 struct table *t, struct kbackend *kb)
 {
 	memset(e, 0, sizeof(*e));
+	pthread_mutex_init(&e->prov_lock, NULL);
 	e->lim = *lim;
 	e->subs = subs;
 	e->table = t;
@@ -96,17 +98,36 @@ static struct portalloc *alloc_of(struct subscriber *sub, const struct binding *
 	return sub_portalloc(sub, b->proto, false);
 }
 
+/* Peer parts handed to the kernel (kept there for a restart): a bounded
+ * copy on the caller's stack. */
+#define KPEERS_MAX 8
+
+static unsigned kpeers_of(const struct binding *b, uint32_t now, struct kpeer *v)
+{
+	unsigned n = 0;
+	for (const struct peer_part *p = b->peers; p && n < KPEERS_MAX; p = p->next) {
+		v[n].addr = p->addr;
+		v[n].port = p->port;
+		memcpy(v[n].nonce, p->nonce, sizeof(v[n].nonce));
+		v[n].timeout = left(p->expires, now);
+		n++;
+	}
+	return n;
+}
+
 static void kchange_of(const struct binding *b, enum kop op, uint32_t now, struct kchange *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->op = op;
 	c->sub = b->sub;
+	c->zone = kzone_of(b->sub);
 	c->proto = b->proto;
 	c->int_addr = b->int_addr;
 	c->int_port = b->int_port;
 	c->ext_addr = b->ext_addr;
 	c->ext_port = b->ext_port;
 	c->timeout = b->expires == UINT32_MAX ? 0 : left(b->expires, now);
+	c->map_timeout = b->map_expires == UINT32_MAX ? 0 : left(b->map_expires, now);
 	c->flags = b->flags & (uint8_t)~BF_PENDING;
 	memcpy(c->nonce, b->nonce, sizeof(c->nonce));
 	struct filter_set *fs = b->filters;
@@ -282,8 +303,30 @@ static void tx_done(void *arg, enum perr kerr)
 static void tx_submit(struct etxn *t, enum kop op)
 {
 	struct kchange c;
+	struct kpeer peers[KPEERS_MAX + 1], np;
 	struct binding *b = t->b;
 	kchange_of(b, op, t->now, &c);
+	/* the binding is BF_PENDING: nobody else changes its parts meanwhile */
+	c.npeers = kpeers_of(b, t->now, peers);
+	if (t->peer_new && c.npeers < KPEERS_MAX + 1) {
+		struct kpeer *k = &peers[c.npeers++];
+		k->addr = t->peer->addr;
+		k->port = t->peer->port;
+		memcpy(k->nonce, t->peer->nonce, sizeof(k->nonce));
+		k->timeout = left(t->peer_expires, t->now);
+	}
+	for (unsigned i = 0; t->peer && !t->peer_new && i < c.npeers; i++)
+		if (peers[i].port == t->peer->port && addr_equal(&peers[i].addr, &t->peer->addr))
+			peers[i].timeout = left(t->peer_expires, t->now);
+	c.peers = peers;
+	if (t->peer_flow) {
+		const struct peer_part *p = t->peer ? t->peer : b->peers;
+		np.addr = p->addr;
+		np.port = p->port;
+		memcpy(np.nonce, p->nonce, sizeof(np.nonce));
+		np.timeout = left(t->peer ? t->peer_expires : p->expires, t->now);
+		c.new_peer = &np;
+	}
 	if (t->kind == TX_UPDATE) {
 		/* describe the state the kernel must have after the change */
 		uint32_t exp = b->expires;
@@ -299,6 +342,8 @@ static void tx_submit(struct etxn *t, enum kop op)
 		if (t->peer_new && t->peer_expires > exp)
 			exp = t->peer_expires;
 		c.timeout = exp == UINT32_MAX ? 0 : left(exp, t->now);
+		c.map_timeout = !(t->flags & BF_MAP) || t->map_expires == UINT32_MAX
+					? 0 : left(t->map_expires, t->now);
 		c.flags = t->flags;
 		if (t->set_filters) {
 			c.nfilters = t->filters ? t->filters->n : 0;
@@ -355,8 +400,8 @@ static struct binding *binding_for(const struct engine_req *rq, uint16_t port, u
  * and submits it; on any failure everything is given back. Called with
  * the subscriber lock held; returns with it released. */
 static void create_commit(struct engine *e, const struct engine_req *rq, struct binding *b,
-			  struct portalloc *pa, int parts, uint32_t lifetime, engine_done_fn done,
-			  void *arg)
+			  struct portalloc *pa, int parts, uint32_t lifetime, bool peer_flow,
+			  engine_done_fn done, void *arg)
 {
 	struct subscriber *sub = rq->sub;
 	binding_update_expires(b);
@@ -371,6 +416,7 @@ static void create_commit(struct engine *e, const struct engine_req *rq, struct 
 	}
 	cds_list_add(&b->sub_node, &sub->bindings);
 	t->parts_delta = parts;
+	t->peer_flow = peer_flow;
 	sub->nmappings += (uint32_t)parts;
 	t->res.lifetime = lifetime;
 	fill_desc(&t->res, b->description);
@@ -481,7 +527,7 @@ static void map_create(struct engine *e, const struct engine_req *rq, uint32_t l
 		b->description = strndup(rq->desc, n);
 	}
 	create_commit(e, rq, b, pa, is_static ? 0 : 1,
-		      is_static ? ENGINE_STATIC_LIFETIME : lifetime, done, arg);   /* unlocks */
+		      is_static ? ENGINE_STATIC_LIFETIME : lifetime, false, done, arg);   /* unlocks */
 }
 
 /* The MAP part is added to or refreshed on an existing binding. */
@@ -532,9 +578,20 @@ static void map_update(struct engine *e, const struct engine_req *rq, struct bin
 	tx_submit(t, KOP_REFRESH);
 }
 
+/* Subscribers derived from a B4 prefix appear on first contact: their data
+ * plane is installed then. */
+static bool provisioned(struct engine *e, struct subscriber *sub)
+{
+	return sub->provisioned || engine_sub_provision(e, sub) == PERR_OK;
+}
+
 void engine_map(struct engine *e, const struct engine_req *rq, engine_done_fn done, void *arg)
 {
 	struct subscriber *sub = rq->sub;
+	if (rq->lifetime && !provisioned(e, sub)) {
+		finish(done, arg, PERR_NETWORK_FAILURE, 0, false);
+		return;
+	}
 	if (rq->lifetime == 0 && !(rq->flags & BF_STATIC)) {
 		map_delete(e, rq, done, arg);
 		return;
@@ -617,8 +674,19 @@ static void peer_create(struct engine *e, const struct engine_req *rq, uint32_t 
 	struct port_owner o = { .int_addr = rq->int_addr, .int_port = rq->int_port };
 	memcpy(o.nonce, rq->nonce, sizeof(o.nonce));
 
+	/* §12.3: an existing flow already has its implicit mapping: return it */
+	struct in6_addr kext;
+	uint16_t kport = 0;
+	if (e->kb->ops->peer_find(e->kb, kzone_of(sub->index), rq->proto, &rq->int_addr,
+				  rq->int_port, &rq->peer_addr, rq->peer_port, &kext,
+				  &kport) != PERR_OK ||
+	    !addr_equal(&kext, &sub->ext_addr) || !portalloc_in_range(pa, kport))
+		kport = 0;
+
 	if (sub->nmappings >= e->lim.max_mappings)
 		err = PERR_USER_EX_QUOTA;
+	else if (kport && portalloc_take(pa, kport, rq->now, &o) == PERR_OK)
+		port = kport;
 	else if (!sugg_addr_ok(rq))
 		err = PERR_CANNOT_PROVIDE_EXTERNAL;     /* §12.3: MUST, no state */
 	else if (rq->sugg_port) {
@@ -647,7 +715,7 @@ static void peer_create(struct engine *e, const struct engine_req *rq, uint32_t 
 	memcpy(p->nonce, rq->nonce, sizeof(p->nonce));
 	p->expires = rq->now + lifetime;
 	b->peers = p;
-	create_commit(e, rq, b, pa, 1, lifetime, done, arg);   /* unlocks */
+	create_commit(e, rq, b, pa, 1, lifetime, true, done, arg);   /* unlocks */
 }
 
 void engine_peer(struct engine *e, const struct engine_req *rq, engine_done_fn done, void *arg)
@@ -655,6 +723,10 @@ void engine_peer(struct engine *e, const struct engine_req *rq, engine_done_fn d
 	struct subscriber *sub = rq->sub;
 	if (!sub_portalloc(sub, rq->proto, false)) {
 		finish(done, arg, PERR_UNSUPP_PROTOCOL, 0, false);
+		return;
+	}
+	if (!provisioned(e, sub)) {
+		finish(done, arg, PERR_NETWORK_FAILURE, 0, false);
 		return;
 	}
 	/* §12.1: PEER cannot delete or shorten; lifetime 0 is just a short ask */
@@ -705,6 +777,7 @@ void engine_peer(struct engine *e, const struct engine_req *rq, engine_done_fn d
 	}
 	uint32_t want = rq->now + lifetime;
 	t->peer = p;
+	t->peer_flow = true;
 	t->peer_expires = is_new || want > p->expires ? want : p->expires;
 	t->res.lifetime = left(t->peer_expires, rq->now);
 	b->flags |= BF_PENDING;
@@ -828,4 +901,305 @@ size_t engine_expire(struct engine *e, uint32_t now)
 	size_t n = table_expire(e->table, now, expire_one, &run);
 	rcu_read_unlock();
 	return n;
+}
+
+/* ---- subscribers' data plane ---- */
+
+static void ksub_of(const struct subscriber *sub, struct ksub *k)
+{
+	memset(k, 0, sizeof(*k));
+	k->index = sub->index;
+	k->zone = kzone_of(sub->index);
+	k->mark = kmark_of(sub->index);
+	memcpy(k->ifname, sub->ifname, sizeof(k->ifname));
+	k->ext_addr = sub->ext_addr;
+	k->block_lo = sub->block_lo;
+	k->block_n = sub->block_n;
+	k->pcp_n = sub->pcp_n;
+}
+
+enum perr engine_sub_provision(struct engine *e, struct subscriber *sub)
+{
+	if (sub->index > KZONE_MAX_INDEX) {
+		log_err("subscriber index %u: beyond the %u conntrack zones", sub->index,
+			KZONE_MAX_INDEX + 1);
+		return PERR_NO_RESOURCES;
+	}
+	struct ksub k;
+	ksub_of(sub, &k);
+	pthread_mutex_lock(&e->prov_lock);
+	enum perr err = PERR_OK;
+	if (!sub->provisioned) {
+		err = e->kb->ops->sub_set(e->kb, &k);
+		if (err == PERR_OK)
+			sub->provisioned = true;
+	}
+	pthread_mutex_unlock(&e->prov_lock);
+	if (err != PERR_OK)
+		log_err("subscriber %u: data plane not installed: %s", sub->index, perr_str(err));
+	return err;
+}
+
+enum perr engine_sub_unprovision(struct engine *e, struct subscriber *sub)
+{
+	struct ksub k;
+	ksub_of(sub, &k);
+	pthread_mutex_lock(&e->prov_lock);
+	enum perr err = PERR_OK;
+	if (sub->provisioned) {
+		err = e->kb->ops->sub_del(e->kb, &k);
+		if (err == PERR_OK || err == PERR_NOT_FOUND) {
+			sub->provisioned = false;
+			err = PERR_OK;
+		}
+	}
+	pthread_mutex_unlock(&e->prov_lock);
+	return err;
+}
+
+/* ---- control socket: static delete, flush ---- */
+
+/* Removes a binding whatever its parts (static included). Subscriber lock
+ * held; returns with it released. */
+static void force_delete(struct engine *e, const struct engine_req *rq, struct binding *b,
+			 engine_done_fn done, void *arg)
+{
+	struct subscriber *sub = rq->sub;
+	if (b->flags & BF_PENDING) {
+		pthread_mutex_unlock(&sub->lock);
+		finish(done, arg, PERR_DROP, 0, false);
+		return;
+	}
+	struct etxn *t = tx_new(e, rq, b, TX_DELETE, done, arg);
+	if (!t) {
+		pthread_mutex_unlock(&sub->lock);
+		finish(done, arg, PERR_NO_RESOURCES, 0, false);
+		return;
+	}
+	int parts = (b->flags & BF_MAP) && !(b->flags & BF_STATIC) ? 1 : 0;
+	for (struct peer_part *p = b->peers; p; p = p->next)
+		parts++;
+	t->parts_delta = -parts;
+	t->res.lifetime = 0;
+	b->flags |= BF_PENDING;
+	pthread_mutex_unlock(&sub->lock);
+	tx_submit(t, KOP_DEL);
+}
+
+void engine_static_delete(struct engine *e, const struct engine_req *rq, engine_done_fn done,
+			  void *arg)
+{
+	struct subscriber *sub = rq->sub;
+	pthread_mutex_lock(&sub->lock);
+	struct binding *b = table_lookup_int(e->table, sub->index, rq->proto, &rq->int_addr,
+					     rq->int_port);
+	if (!b || !(b->flags & BF_STATIC)) {
+		pthread_mutex_unlock(&sub->lock);
+		finish(done, arg, PERR_NOT_FOUND, 0, false);
+		return;
+	}
+	force_delete(e, rq, b, done, arg);   /* unlocks */
+}
+
+struct flush_run {
+	unsigned left;               /* outstanding deletes + 1 while submitting */
+	unsigned deleted;
+	enum perr err;
+	pthread_mutex_t lock;
+	void (*done)(void *arg, enum perr err, unsigned deleted);
+	void *arg;
+};
+
+static void flush_put(struct flush_run *f, enum perr err)
+{
+	pthread_mutex_lock(&f->lock);
+	if (err == PERR_OK)
+		f->deleted++;
+	else if (f->err == PERR_OK)
+		f->err = err;
+	bool last = --f->left == 0;
+	pthread_mutex_unlock(&f->lock);
+	if (last) {
+		f->done(f->arg, f->err, f->deleted);
+		pthread_mutex_destroy(&f->lock);
+		free(f);
+	}
+}
+
+static void flush_one_done(void *arg, const struct engine_result *r)
+{
+	flush_put(arg, r->err);
+}
+
+struct bkey {
+	uint8_t proto;
+	uint16_t port;
+	struct in6_addr addr;
+};
+
+void engine_flush_sub(struct engine *e, struct subscriber *sub, uint32_t now,
+		      void (*done)(void *arg, enum perr err, unsigned deleted), void *arg)
+{
+	struct flush_run *f = calloc(1, sizeof(*f));
+	if (!f) {
+		done(arg, PERR_NO_RESOURCES, 0);
+		return;
+	}
+	pthread_mutex_init(&f->lock, NULL);
+	f->done = done;
+	f->arg = arg;
+	f->left = 1;
+	/* collect the keys under the lock, delete each through the normal path */
+	pthread_mutex_lock(&sub->lock);
+	size_t n = 0, cap = 0;
+	struct binding *b;
+	cds_list_for_each_entry(b, &sub->bindings, sub_node)
+		cap++;
+	struct bkey *keys = cap ? malloc(cap * sizeof(*keys)) : NULL;
+	if (keys) {
+		cds_list_for_each_entry(b, &sub->bindings, sub_node)
+			keys[n++] = (struct bkey){ b->proto, b->int_port, b->int_addr };
+	} else if (cap) {
+		f->err = PERR_NO_RESOURCES;
+	}
+	pthread_mutex_unlock(&sub->lock);
+	f->left += (unsigned)n;
+	for (size_t i = 0; i < n; i++) {
+		struct engine_req rq = { .sub = sub, .proto = keys[i].proto,
+					 .int_addr = keys[i].addr, .int_port = keys[i].port,
+					 .now = now };
+		pthread_mutex_lock(&sub->lock);
+		b = table_lookup_int(e->table, sub->index, rq.proto, &rq.int_addr, rq.int_port);
+		if (!b) {
+			pthread_mutex_unlock(&sub->lock);
+			flush_put(f, PERR_OK);   /* gone meanwhile */
+			continue;
+		}
+		force_delete(e, &rq, b, flush_one_done, f);   /* unlocks */
+	}
+	free(keys);
+	flush_put(f, PERR_OK);
+	f = NULL;
+}
+
+/* ---- restart: rebuild the table from the kernel ---- */
+
+struct restore_run {
+	struct engine *e;
+	uint32_t now;
+	size_t restored, dropped;
+};
+
+static void restore_drop(struct restore_run *run, const struct kchange *c, const char *why)
+{
+	char a[ADDR_STRLEN], x[ADDR_STRLEN];
+	log_warn("restart: dropping kernel binding %s:%u -> %s:%u proto %u of subscriber %u: %s",
+		 addr_str(&c->ext_addr, x), c->ext_port, addr_str(&c->int_addr, a), c->int_port,
+		 c->proto, c->sub, why);
+	struct kchange d = *c;
+	d.op = KOP_DEL;
+	d.new_peer = NULL;
+	run->e->kb->ops->submit(run->e->kb, &d, expire_done, NULL);
+	run->dropped++;
+}
+
+static void restore_one(void *arg, const struct kchange *c)
+{
+	struct restore_run *run = arg;
+	struct engine *e = run->e;
+	uint32_t now = run->now;
+	struct subscriber *sub = subs_by_index(e->subs, c->sub);
+	if (!sub) {
+		restore_drop(run, c, "no such subscriber");
+		return;
+	}
+	if (!addr_equal(&c->ext_addr, &sub->ext_addr) || c->zone != kzone_of(sub->index)) {
+		restore_drop(run, c, "not the subscriber's address or zone");
+		return;
+	}
+	bool is_map = c->flags & (BF_MAP | BF_STATIC);
+	struct portalloc *pa = sub_portalloc(sub, c->proto, true);
+	if (!pa || !portalloc_in_range(pa, c->ext_port))
+		pa = sub_portalloc(sub, c->proto, false);
+	if (!pa || !portalloc_in_range(pa, c->ext_port)) {
+		restore_drop(run, c, "port outside the subscriber's block");
+		return;
+	}
+	struct binding *b = binding_new();
+	struct filter_set *fs = c->nfilters ? filter_set_new(c->nfilters) : NULL;
+	if (!b || (c->nfilters && !fs)) {
+		binding_free(b);
+		free(fs);
+		restore_drop(run, c, "out of memory");
+		return;
+	}
+	b->sub = sub->index;
+	b->proto = c->proto;
+	b->int_addr = c->int_addr;
+	b->int_port = c->int_port;
+	b->ext_addr = c->ext_addr;
+	b->ext_port = c->ext_port;
+	b->flags = c->flags & (uint8_t)~BF_PENDING;
+	memcpy(b->nonce, c->nonce, sizeof(b->nonce));
+	b->created = now;
+	if (c->flags & BF_STATIC)
+		b->map_expires = UINT32_MAX;
+	else if (c->flags & BF_MAP)
+		b->map_expires = now + c->map_timeout;
+	if (fs) {
+		memcpy(fs->f, c->filters, c->nfilters * sizeof(fs->f[0]));
+		b->filters = fs;
+	}
+	unsigned parts = (c->flags & BF_MAP) && !(c->flags & BF_STATIC) ? 1 : 0;
+	for (unsigned i = 0; i < c->npeers; i++) {
+		struct peer_part *p = calloc(1, sizeof(*p));
+		if (!p)
+			break;
+		p->addr = c->peers[i].addr;
+		p->port = c->peers[i].port;
+		memcpy(p->nonce, c->peers[i].nonce, sizeof(p->nonce));
+		p->expires = now + c->peers[i].timeout;
+		p->next = b->peers;
+		b->peers = p;
+		parts++;
+	}
+	if (!is_map && !b->peers) {
+		/* an outbound binding whose peers did not fit the element's user
+		 * data: keep it alive as long as the kernel does */
+		struct peer_part *p = calloc(1, sizeof(*p));
+		if (p) {
+			p->expires = now + c->timeout;
+			b->peers = p;
+			parts++;
+		}
+	}
+	binding_update_expires(b);
+	struct port_owner o;
+	owner_of(b, &o);
+	pthread_mutex_lock(&sub->lock);
+	if (portalloc_take(pa, b->ext_port, now, &o) != PERR_OK ||
+	    table_insert(e->table, b) != PERR_OK) {
+		pthread_mutex_unlock(&sub->lock);
+		binding_free(b);          /* never published: frees its parts too */
+		restore_drop(run, c, "port or internal endpoint already taken");
+		return;
+	}
+	cds_list_add(&b->sub_node, &sub->bindings);
+	sub->nmappings += parts;
+	pthread_mutex_unlock(&sub->lock);
+	run->restored++;
+}
+
+size_t engine_restore(struct engine *e, uint32_t now)
+{
+	struct restore_run run = { .e = e, .now = now };
+	rcu_read_lock();
+	enum perr err = e->kb->ops->restore(e->kb, restore_one, &run);
+	rcu_read_unlock();
+	e->kb->ops->flush(e->kb);
+	if (err != PERR_OK)
+		log_err("restart: reading the kernel's bindings failed: %s", perr_str(err));
+	log_info("restart: %zu binding(s) restored from the kernel, %zu dropped", run.restored,
+		 run.dropped);
+	return run.restored;
 }

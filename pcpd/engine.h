@@ -10,6 +10,7 @@
 #ifndef PCPD_ENGINE_H
 #define PCPD_ENGINE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -35,6 +36,7 @@ struct engine_stats {
 
 struct engine {
 	struct engine_limits lim;
+	pthread_mutex_t prov_lock;    /* serialises data-plane provisioning */
 	struct subscribers *subs;
 	struct table *table;
 	struct kbackend *kb;
@@ -88,6 +90,24 @@ void engine_peer(struct engine *e, const struct engine_req *rq, engine_done_fn d
 /* NAT-PMP "delete all": every NAT-PMP mapping of int_addr for proto. */
 void engine_delete_all_natpmp(struct engine *e, struct subscriber *sub, uint8_t proto,
 			      const struct in6_addr *int_addr, uint32_t now);
+/* Control socket: deletes every binding of a subscriber, static ones
+ * included (flush / subscriber remove). done() runs once, after the
+ * kernel has them all removed; err is the first failure. */
+void engine_flush_sub(struct engine *e, struct subscriber *sub, uint32_t now,
+		      void (*done)(void *arg, enum perr err, unsigned deleted), void *arg);
+/* Control socket: deletes one static mapping (MAP requests cannot). */
+void engine_static_delete(struct engine *e, const struct engine_req *rq, engine_done_fn done,
+			  void *arg);
+/* Provisions / unprovisions a subscriber's data plane (synchronous). */
+enum perr engine_sub_provision(struct engine *e, struct subscriber *sub);
+enum perr engine_sub_unprovision(struct engine *e, struct subscriber *sub);
+
+/* Start-up after a restart: rebuilds the table from what the kernel
+ * backend still holds (its subscribers must exist); elements of unknown
+ * subscribers or outside their port blocks are removed. Returns how many
+ * bindings were restored. */
+size_t engine_restore(struct engine *e, uint32_t now);
+
 /* Expires what is due; called from one timer. Returns expired parts. */
 size_t engine_expire(struct engine *e, uint32_t now);
 

@@ -5,7 +5,11 @@ set -euo pipefail
 PKGS=(
   meson ninja-build pkg-config gcc clang          # build; clang for libFuzzer
   libev-dev liburcu-dev libconfuse-dev            # event loop, RCU hash table, config parser
+  libmnl-dev libnftnl-dev                         # nftables backend (netlink, nf_tables messages)
+  libnetfilter-conntrack-dev                      # conntrack flush and PEER implicit mappings
+  libjson-c-dev                                   # control socket protocol and pcpctl
   libcmocka-dev                                   # unit tests
+  nftables conntrack netcat-openbsd               # lab tests and demo: inspect kernel state, traffic
   python3 python3-scapy                           # wire tests
   iproute2 procps                                 # namespaces for wire tests and the demo
 )
