@@ -378,6 +378,27 @@ struct subscriber *subs_by_index(struct subscribers *s, uint32_t index)
 	return n ? caa_container_of(n, struct subscriber, by_index) : NULL;
 }
 
+struct subscriber *subs_by_index_or_derive(struct subscribers *s, uint32_t index)
+{
+	struct subscriber *sub = subs_by_index(s, index);
+	if (sub)
+		return sub;
+	for (unsigned k = 0; k < s->cfg.nb4; k++) {
+		uint64_t base = aftr_b4_range_base(&s->cfg, k), size = aftr_b4_range_size(&s->cfg, k);
+		if (index < base || index >= base + size)
+			continue;
+		/* put the offset back into the bits between the two lengths */
+		struct in6_addr a = s->cfg.b4_prefixes[k].addr;
+		uint64_t off = index - base;
+		unsigned from = s->cfg.b4_prefixes[k].plen, to = s->cfg.subscriber_plen;
+		for (unsigned bit = to; bit-- > from; off >>= 1)
+			if (off & 1)
+				a.s6_addr[bit / 8] |= (uint8_t)(0x80u >> (bit % 8));
+		return subs_by_b4(s, &a);
+	}
+	return NULL;
+}
+
 unsigned subs_refresh_ifindexes(struct subscribers *s)
 {
 	unsigned changed = 0;

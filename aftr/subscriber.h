@@ -54,8 +54,10 @@ struct subscriber {
 	uint64_t rl_stamp_ms;             /* token bucket, under lock */
 	uint64_t rl_tokens_milli;
 
-	/* last PCP client endpoint seen (for unsolicited ANNOUNCE), under lock */
+	/* last PCP client endpoint seen and the server address it used (for
+	 * unsolicited ANNOUNCE after a restart), under lock */
 	struct in6_addr client_addr;
+	struct in6_addr client_server;
 	uint16_t client_port;
 
 	_Atomic bool provisioned;         /* data plane installed in the kernel backend */
@@ -75,6 +77,9 @@ struct subscriber *subs_by_b4(struct subscribers *s, const struct in6_addr *b4);
 /* Encapsulated mode: the subscriber whose softwire is ifindex. */
 struct subscriber *subs_by_ifindex(struct subscribers *s, int ifindex);
 struct subscriber *subs_by_index(struct subscribers *s, uint32_t index);
+/* The subscriber with this index, created if the index belongs to a B4
+ * prefix range (a restart brings back derived subscribers' bindings). */
+struct subscriber *subs_by_index_or_derive(struct subscribers *s, uint32_t index);
 /* Re-resolves softwire interface names to indexes (interfaces may come
  * and go); cheap, call periodically. Returns how many changed. */
 unsigned subs_refresh_ifindexes(struct subscribers *s);

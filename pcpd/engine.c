@@ -1108,9 +1108,13 @@ static void restore_one(void *arg, const struct kchange *c)
 	struct restore_run *run = arg;
 	struct engine *e = run->e;
 	uint32_t now = run->now;
-	struct subscriber *sub = subs_by_index(e->subs, c->sub);
+	struct subscriber *sub = subs_by_index_or_derive(e->subs, c->sub);
 	if (!sub) {
 		restore_drop(run, c, "no such subscriber");
+		return;
+	}
+	if (!sub->provisioned && engine_sub_provision(e, sub) != PERR_OK) {
+		restore_drop(run, c, "its subscriber cannot be provisioned");
 		return;
 	}
 	if (!addr_equal(&c->ext_addr, &sub->ext_addr) || c->zone != kzone_of(sub->index)) {

@@ -154,11 +154,13 @@ static void txn_done(void *arg, const struct engine_result *r)
 
 static void note_client(struct subscriber *sub, const struct pcp_meta *m)
 {
-	if (sub->client_port == m->sport && addr_equal(&sub->client_addr, &m->src))
+	if (sub->client_port == m->sport && addr_equal(&sub->client_addr, &m->src) &&
+	    addr_equal(&sub->client_server, &m->dst))
 		return;
 	pthread_mutex_lock(&sub->lock);
 	sub->client_addr = m->src;
 	sub->client_port = m->sport;
+	sub->client_server = m->dst;
 	pthread_mutex_unlock(&sub->lock);
 }
 

@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "common/mtime.h"
+#include "pcpd/restart.h"
 #include "pcpd/server.h"
 #include "pcpd/udp.h"
 
@@ -24,7 +25,9 @@ struct mainctx {
 	const char *conf_path;
 	ev_timer expiry;
 	ev_timer ifscan;
+	ev_timer clients;
 	ev_signal sigint, sigterm, sighup;
+	struct announcer *announcer;
 };
 
 static void usage(FILE *f)
@@ -82,6 +85,15 @@ static void on_ifscan(struct ev_loop *loop, ev_timer *t, int revents)
 	unsigned n = subs_refresh_ifindexes(mc->srv->subs);
 	if (n)
 		log_info("softwire interfaces changed: %u subscriber(s) re-resolved", n);
+}
+
+/* The clients file must be fresh enough after a kill -9 to reach them. */
+static void on_clients(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	struct mainctx *mc = t->data;
+	restart_save_clients(mc->srv->cfg->state_dir, mc->srv->subs);
 }
 
 static void on_stop(struct ev_loop *loop, ev_signal *s, int revents)
@@ -154,6 +166,18 @@ int main(int argc, char **argv)
 		rcu_unregister_thread();
 		return 1;
 	}
+	/* restart without loss: the kernel kept the mappings, the state
+	 * directory the epoch (RFC 6887 §8.5) */
+	uint32_t now = mtime_sec();
+	long restored = pcpd_server_restore(mc.srv, now);
+	bool continued;
+	mc.srv->handler.epoch_base = restart_epoch(mc.srv->cfg->state_dir, mc.srv->kernel_fresh,
+						   now, &continued);
+	log_info("%s; epoch %s (%u s)", mc.srv->kernel_fresh ? "no kernel state of ours: fresh start"
+							     : "kernel state found",
+		 continued ? "continues" : "starts at 0", pcp_epoch(&mc.srv->handler, now));
+	if (restored < 0)
+		log_warn("some subscribers could not be provisioned");
 	mc.udp = udp_server_new(&mc.srv->handler, mc.srv->cfg);
 	if (!mc.udp || udp_server_start(mc.udp) < 0) {
 		udp_server_free(mc.udp);
@@ -168,6 +192,11 @@ int main(int argc, char **argv)
 	ev_timer_init(&mc.ifscan, on_ifscan, 5.0, 5.0);
 	mc.ifscan.data = &mc;
 	ev_timer_start(loop, &mc.ifscan);
+	ev_timer_init(&mc.clients, on_clients, 5.0, 5.0);
+	mc.clients.data = &mc;
+	ev_timer_start(loop, &mc.clients);
+	if (mc.srv->kernel_fresh)
+		mc.announcer = announcer_start(loop, mc.srv->cfg->state_dir, mc.srv, mc.udp);
 	ev_signal_init(&mc.sigint, on_stop, SIGINT);
 	ev_signal_init(&mc.sigterm, on_stop, SIGTERM);
 	ev_signal_init(&mc.sighup, on_hup, SIGHUP);
@@ -187,6 +216,8 @@ int main(int argc, char **argv)
 	ev_run(loop, 0);
 
 	udp_server_free(mc.udp);
+	announcer_free(mc.announcer);
+	restart_save_clients(mc.srv->cfg->state_dir, mc.srv->subs);
 	pcpd_server_free(mc.srv);
 	rcu_unregister_thread();
 	close(lockfd);

@@ -16,9 +16,10 @@ struct pcpd_server *pcpd_server_new(struct pcpd_config *cfg, uint32_t epoch_base
 		log_err("unknown kernel backend '%s'", cfg->backend);
 		goto fail;
 	}
-	struct kbackend_conf kc = { .table = "pcpd", .keep_table = true, .aftr = &cfg->aftr };
-	bool fresh = true;
-	s->kb = ops->open(&kc, &fresh);
+	s->kconf = (struct kbackend_conf){ .table = cfg->nft_table, .keep_table = cfg->keep_table,
+					   .aftr = &cfg->aftr };
+	s->kernel_fresh = true;
+	s->kb = ops->open(&s->kconf, &s->kernel_fresh);
 	s->subs = subs_new(&cfg->aftr);
 	s->table = table_new();
 	if (!s->kb || !s->subs || !s->table) {
@@ -38,6 +39,21 @@ struct pcpd_server *pcpd_server_new(struct pcpd_config *cfg, uint32_t epoch_base
 fail:
 	pcpd_server_free(s);
 	return NULL;
+}
+
+static int provision_one(void *arg, struct subscriber *sub)
+{
+	struct pcpd_server *s = arg;
+	return engine_sub_provision(&s->eng, sub) != PERR_OK;
+}
+
+long pcpd_server_restore(struct pcpd_server *s, uint32_t now)
+{
+	rcu_read_lock();
+	subs_foreach(s->subs, provision_one, s);
+	rcu_read_unlock();
+	/* derived subscribers of the previous run come back with their bindings */
+	return s->kernel_fresh ? 0 : (long)engine_restore(&s->eng, now);
 }
 
 void pcpd_server_free(struct pcpd_server *s)

@@ -355,3 +355,19 @@ unsigned udp_server_workers(const struct udp_server *u)
 {
 	return u->nworkers;
 }
+
+int udp_server_fd(const struct udp_server *u, const struct in6_addr *local)
+{
+	if (!u->nworkers)
+		return -1;
+	int wild = -1;
+	bool v4 = addr_is_v4mapped(local);
+	for (unsigned k = 0; k < u->w[0].nfds && k < u->cfg->nlisten; k++) {
+		const struct in6_addr *a = &u->cfg->listen[k];
+		if (addr_equal(a, local))
+			return u->w[0].fds[k];
+		if (addr_is_zero(a) && addr_is_v4mapped(a) == v4)
+			wild = u->w[0].fds[k];
+	}
+	return wild;
+}

@@ -21,6 +21,10 @@ int udp_server_start(struct udp_server *u);
 void udp_server_stop(struct udp_server *u);
 void udp_server_free(struct udp_server *u);
 unsigned udp_server_workers(const struct udp_server *u);
+/* A socket bound to the server address local (or to the wildcard of its
+ * family), for replies that are not answers (unsolicited ANNOUNCE);
+ * -1 if pcpd does not listen there. */
+int udp_server_fd(const struct udp_server *u, const struct in6_addr *local);
 
 /* The reply hook to give to the handler. */
 void udp_reply(const struct pcp_meta *m, const uint8_t *buf, size_t len);
