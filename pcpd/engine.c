@@ -1010,10 +1010,11 @@ struct flush_run {
 	void *arg;
 };
 
-static void flush_put(struct flush_run *f, enum perr err)
+/* One outstanding part ends; deleted says whether it removed a binding. */
+static void flush_put(struct flush_run *f, enum perr err, bool deleted)
 {
 	pthread_mutex_lock(&f->lock);
-	if (err == PERR_OK)
+	if (err == PERR_OK && deleted)
 		f->deleted++;
 	else if (f->err == PERR_OK)
 		f->err = err;
@@ -1028,7 +1029,7 @@ static void flush_put(struct flush_run *f, enum perr err)
 
 static void flush_one_done(void *arg, const struct engine_result *r)
 {
-	flush_put(arg, r->err);
+	flush_put(arg, r->err, true);
 }
 
 struct bkey {
@@ -1072,14 +1073,13 @@ void engine_flush_sub(struct engine *e, struct subscriber *sub, uint32_t now,
 		b = table_lookup_int(e->table, sub->index, rq.proto, &rq.int_addr, rq.int_port);
 		if (!b) {
 			pthread_mutex_unlock(&sub->lock);
-			flush_put(f, PERR_OK);   /* gone meanwhile */
+			flush_put(f, PERR_OK, false);   /* gone meanwhile */
 			continue;
 		}
 		force_delete(e, &rq, b, flush_one_done, f);   /* unlocks */
 	}
 	free(keys);
-	flush_put(f, PERR_OK);
-	f = NULL;
+	flush_put(f, PERR_OK, false);     /* the submitting part */
 }
 
 /* ---- restart: rebuild the table from the kernel ---- */

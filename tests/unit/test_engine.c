@@ -10,8 +10,10 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/addr.h"
+#include "pcpd/restart.h"
 #include "pcpd/server.h"
 
 struct capture {
@@ -414,6 +416,149 @@ static void test_static_mapping(void **state)
 	assert_int_equal(table_count(w->s->table), 1);
 }
 
+static void test_static_delete(void **state)
+{
+	struct world *w = *state;
+	struct in6_addr b4;
+	addr_parse(B4A, &b4);
+	struct engine_req rq;
+	memset(&rq, 0, sizeof(rq));
+	rcu_read_lock();
+	rq.sub = subs_by_b4(w->s->subs, &b4);
+	rq.proto = 17;
+	addr_parse(HOST, &rq.int_addr);
+	rq.int_port = 5060;
+	rq.flags = BF_STATIC;
+	rq.lifetime = 1;
+	rq.now = w->now;
+	struct engine_result r;
+	engine_map(&w->s->eng, &rq, save_result, &r);
+	assert_int_equal(r.err, PERR_OK);
+	assert_int_equal(kbackend_mem_count(w->s->kb), 1);
+	/* a PCP mapping is not static: static-delete refuses it */
+	struct rq m = map_rq(B4A, 80, 600, 'q');
+	rcu_read_unlock();
+	assert_int_equal(send_rq(w, &m, NULL), PCP_SUCCESS);
+	rcu_read_lock();
+	struct engine_req other = rq;
+	other.proto = 6;
+	other.int_port = 80;
+	engine_static_delete(&w->s->eng, &other, save_result, &r);
+	assert_int_equal(r.err, PERR_NOT_FOUND);
+	engine_static_delete(&w->s->eng, &rq, save_result, &r);
+	assert_int_equal(r.err, PERR_OK);
+	rcu_read_unlock();
+	assert_int_equal(kbackend_mem_count(w->s->kb), 1);   /* the PCP one stays */
+	assert_int_equal(table_count(w->s->table), 1);
+}
+
+struct flush_res {
+	enum perr err;
+	unsigned deleted;
+	int calls;
+};
+
+static void flush_done(void *arg, enum perr err, unsigned deleted)
+{
+	struct flush_res *f = arg;
+	f->err = err;
+	f->deleted = deleted;
+	f->calls++;
+}
+
+static void test_flush_subscriber(void **state)
+{
+	struct world *w = *state;
+	for (uint16_t p = 1; p <= 5; p++) {
+		struct rq a = map_rq(B4A, p, 600, 'a'), b = map_rq(B4B, p, 600, 'b');
+		assert_int_equal(send_rq(w, &a, NULL), PCP_SUCCESS);
+		assert_int_equal(send_rq(w, &b, NULL), PCP_SUCCESS);
+	}
+	struct in6_addr b4;
+	addr_parse(B4A, &b4);
+	rcu_read_lock();
+	struct subscriber *sub = subs_by_b4(w->s->subs, &b4);
+	struct flush_res f = { 0 };
+	engine_flush_sub(&w->s->eng, sub, w->now, flush_done, &f);
+	rcu_read_unlock();
+	assert_int_equal(f.calls, 1);
+	assert_int_equal(f.err, PERR_OK);
+	assert_int_equal(f.deleted, 5);
+	assert_int_equal(sub->nmappings, 0);
+	assert_int_equal(table_count(w->s->table), 5);      /* B4B's are untouched */
+	assert_int_equal(kbackend_mem_count(w->s->kb), 5);
+	/* the freed ports are held down, but the same client gets them back */
+	struct rq again = map_rq(B4A, 1, 600, 'a');
+	assert_int_equal(send_rq(w, &again, NULL), PCP_SUCCESS);
+}
+
+static void test_runtime_subscribers(void **state)
+{
+	struct world *w = *state;
+	struct aftr_sub_conf c;
+	memset(&c, 0, sizeof(c));
+	snprintf(c.name, sizeof(c.name), "rt");
+	c.has_b4 = true;
+	assert_true(prefix_parse("2001:db8:999::/48", &c.b4));
+	c.index = 200;
+	struct subscriber *sub = NULL;
+	rcu_read_lock();
+	assert_int_equal(subs_add(w->s->subs, &c, &sub), PERR_OK);
+	assert_non_null(sub);
+	assert_ptr_equal(subs_by_name(w->s->subs, "rt"), sub);
+	/* name, index and prefix must be unique */
+	assert_int_equal(subs_add(w->s->subs, &c, NULL), PERR_EXISTS);
+	snprintf(c.name, sizeof(c.name), "rt2");
+	assert_int_equal(subs_add(w->s->subs, &c, NULL), PERR_EXISTS);     /* same index */
+	c.index = 100000;
+	c.has_b4 = false;
+	assert_int_equal(subs_add(w->s->subs, &c, NULL), PERR_INVAL);      /* no resources */
+	rcu_read_unlock();
+	struct rq m = map_rq("2001:db8:999::7", 8080, 600, 'r');
+	struct pcp_response rsp;
+	assert_int_equal(send_rq(w, &m, &rsp), PCP_SUCCESS);
+	assert_true(sub->provisioned);
+	rcu_read_lock();
+	struct flush_res f = { 0 };
+	engine_flush_sub(&w->s->eng, sub, w->now, flush_done, &f);
+	assert_int_equal(f.deleted, 1);
+	assert_int_equal(engine_sub_unprovision(&w->s->eng, sub), PERR_OK);
+	assert_int_equal(subs_remove(w->s->subs, sub), PERR_OK);
+	assert_null(subs_by_name(w->s->subs, "rt"));
+	rcu_read_unlock();
+	/* gone: its B4 is unknown again (THIRD_PARTY from an unknown host, §13.1) */
+	assert_int_equal(send_rq(w, &m, NULL), PCP_UNSUPP_OPTION);
+}
+
+static void test_epoch_file(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/pcpd-epoch-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	bool cont = true;
+	/* first start: nothing recorded */
+	assert_int_equal(restart_epoch(dir, false, 5000, &cont), 5000);
+	assert_false(cont);
+	/* restart with the kernel state kept: the epoch runs on */
+	assert_int_equal(restart_epoch(dir, false, 5100, &cont), 5000);
+	assert_true(cont);
+	/* the kernel lost our table: a new epoch */
+	assert_int_equal(restart_epoch(dir, true, 5200, &cont), 5200);
+	assert_false(cont);
+	/* a base in the future (clock from another boot) is not trusted */
+	assert_int_equal(restart_epoch(dir, false, 100, &cont), 100);
+	assert_false(cont);
+	char path[128];
+	snprintf(path, sizeof(path), "%s/epoch", dir);
+	FILE *f = fopen(path, "w");
+	fputs("garbage\n", f);
+	fclose(f);
+	assert_int_equal(restart_epoch(dir, false, 300, &cont), 300);
+	assert_false(cont);
+	unlink(path);
+	rmdir(dir);
+}
+
 /* Several workers on the same and on different subscribers at once. */
 struct worker_arg {
 	struct world *w;
@@ -512,6 +657,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_natpmp, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_static_mapping, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_workers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_static_delete, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_flush_subscriber, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_runtime_subscribers, setup, teardown),
+		cmocka_unit_test(test_epoch_file),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	rcu_unregister_thread();
