@@ -2,7 +2,8 @@
  * the flows of a deleted or changed binding, and the implicit mappings
  * PEER looks up or creates (RFC 6887 §12.3). All calls are synchronous,
  * one netlink request each, on the handle's own socket; IPv4 only (the
- * AFTR's NAT44); addresses are IPv4-mapped in6_addr, ports host order. */
+ * AFTR's NAT44); addresses are IPv4-mapped in6_addr, ports host order.
+ * A handle is not thread-safe: one per thread, or a lock around it. */
 #ifndef AFTR_CT_H
 #define AFTR_CT_H
 
@@ -20,7 +21,8 @@ void ct_close(struct ct *c);
 
 /* Removes every conntrack entry whose ct mark equals mark (kernel-side
  * flush by mark/mask, one request). *removed (may be NULL) gets how many
- * were removed where the kernel tells, else 0. */
+ * were removed where the kernel tells, else 0. Mark 0 is PERR_INVAL: it
+ * would flush every unmarked flow. */
 enum perr ct_flush_mark(struct ct *c, uint32_t mark, unsigned *removed);
 
 /* The flow (proto, int_addr:int_port -> peer:peer_port) in zone: fills the
