@@ -1,11 +1,20 @@
-/* Request-path throughput: encoded PCP requests through pcp_handle() with
- * the in-memory backend (no sockets, no kernel), for N subscribers x M
- * mappings: MAP create, MAP refresh, ANNOUNCE, MAP delete. Prints
- * requests per second per phase and per thread count. */
+/* Request-path throughput: encoded PCP requests through pcp_handle(), no
+ * sockets, for N subscribers x M mappings: MAP create, MAP refresh,
+ * ANNOUNCE, MAP delete. Prints requests per second per phase and per
+ * thread count.
+ *
+ *   bench_handler [THREADS] [memory|nftables]
+ *
+ * With "nftables" every answer waits for the kernel, as in pcpd: the
+ * benchmark moves into a network namespace of its own (root needed),
+ * each thread flushes the backend after every 32 requests like a UDP
+ * worker after one recvmmsg batch (group commit), and every mapping is
+ * real nftables elements when its response is counted. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <time.h>
 
 #include "common/addr.h"
@@ -19,11 +28,13 @@ static void sink(const struct pcp_meta *m, const uint8_t *buf, size_t len)
 		(*(unsigned long *)m->io)++;
 }
 
-static struct pcpd_config *mkcfg(unsigned nsubs_pow2, unsigned per_sub)
+#define BATCH 32                    /* a UDP worker's recvmmsg batch */
+
+static struct pcpd_config *mkcfg(unsigned nsubs_pow2, unsigned per_sub, const char *backend)
 {
 	char text[1024];
 	snprintf(text, sizeof(text),
-		 "server {\n  max-filters = 4\n}\n"
+		 "server {\n  max-filters = 4\n  backend = \"%s\"\n  keep-table = false\n}\n"
 		 "aftr {\n"
 		 "  pool = {\"203.0.113.0/24\"}\n"
 		 "  ports-per-subscriber = 2048\n"
@@ -34,7 +45,7 @@ static struct pcpd_config *mkcfg(unsigned nsubs_pow2, unsigned per_sub)
 		 "  max-mappings = %u\n"
 		 "  rate-limit = 0\n"
 		 "  hold-down = 0\n"
-		 "}\n", 64 - nsubs_pow2, per_sub);
+		 "}\n", backend, 64 - nsubs_pow2, per_sub);
 	struct pcpd_config *c = pcpd_config_load_buf(text, "bench.conf", stderr);
 	if (!c)
 		exit(1);
@@ -46,6 +57,7 @@ struct job {
 	unsigned first_sub, nsubs, per_sub;
 	uint8_t op;
 	uint32_t lifetime;
+	unsigned inbatch;
 	unsigned long failures;
 };
 
@@ -83,8 +95,13 @@ static void *run(void *arg)
 			rcu_read_lock();
 			pcp_handle(&j->s->handler, &m, pkt, n);
 			rcu_read_unlock();
+			if (++j->inbatch == BATCH) {
+				j->s->kb->ops->flush(j->s->kb);
+				j->inbatch = 0;
+			}
 		}
 	}
+	j->s->kb->ops->flush(j->s->kb);
 	rcu_unregister_thread();
 	return NULL;
 }
@@ -113,7 +130,13 @@ static double phase(struct pcpd_server *s, unsigned threads, unsigned nsubs, uns
 int main(int argc, char **argv)
 {
 	unsigned max_threads = argc > 1 ? (unsigned)atoi(argv[1]) : 2;
+	const char *backend = argc > 2 ? argv[2] : "memory";
 	log_setup(LOG_TO_STDERR, LOG_ERR, "bench");
+	if (strcmp(backend, "memory") != 0 && unshare(CLONE_NEWNET) != 0) {
+		perror("unshare(CLONE_NEWNET): the kernel backend needs root");
+		return 77;
+	}
+	printf("backend %s\n", backend);
 	rcu_register_thread();
 	printf("%-9s %-7s %-12s %-12s %-12s %-12s %s\n", "mappings", "threads", "create/s",
 	       "refresh/s", "announce/s", "delete/s", "failures");
@@ -121,7 +144,10 @@ int main(int argc, char **argv)
 	for (unsigned si = 0; si < 3; si++) {
 		unsigned nsubs = 1u << sizes[si][0], per = sizes[si][1];
 		for (unsigned th = 1; th <= max_threads; th *= 2) {
-			struct pcpd_server *s = pcpd_server_new(mkcfg(sizes[si][0], per), 0, sink);
+			struct pcpd_server *s = pcpd_server_new(mkcfg(sizes[si][0], per, backend), 0,
+								sink);
+			if (!s)
+				return 1;
 			unsigned long f = 0;
 			double c = phase(s, th, nsubs, per, PCP_OP_MAP, 3600, &f);
 			double r = phase(s, th, nsubs, per, PCP_OP_MAP, 3600, &f);
