@@ -3,6 +3,7 @@
 #include <ev.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include "common/log.h"
 #include "common/mtime.h"
+#include "pcpd/ctl.h"
 #include "pcpd/restart.h"
 #include "pcpd/server.h"
 #include "pcpd/udp.h"
@@ -28,6 +30,7 @@ struct mainctx {
 	ev_timer clients;
 	ev_signal sigint, sigterm, sighup;
 	struct announcer *announcer;
+	struct ctl *ctl;
 };
 
 static void usage(FILE *f)
@@ -192,6 +195,37 @@ int main(int argc, char **argv)
 	ev_timer_init(&mc.ifscan, on_ifscan, 5.0, 5.0);
 	mc.ifscan.data = &mc;
 	ev_timer_start(loop, &mc.ifscan);
+	struct ctl_conf cc = { .admin_gid = (gid_t)-1 };
+	snprintf(cc.admin_path, sizeof(cc.admin_path), "%s", mc.srv->cfg->ctl_socket);
+	snprintf(cc.monitor_path, sizeof(cc.monitor_path), "%s", mc.srv->cfg->ctl_monitor);
+	if (mc.srv->cfg->ctl_admin_group[0]) {
+		struct group *g = getgrnam(mc.srv->cfg->ctl_admin_group);
+		if (g)
+			cc.admin_gid = g->gr_gid;
+		else
+			log_warn("admin-group %s: no such group; the admin socket is root's only",
+				 mc.srv->cfg->ctl_admin_group);
+	}
+	struct ctl_info ci = { .conf_path = conf, .start_sec = now,
+			       .workers = udp_server_workers(mc.udp) };
+	/* the socket directory (/run/pcpd) may not exist yet */
+	for (const char *p = cc.admin_path; p; p = p == cc.admin_path ? cc.monitor_path : NULL) {
+		char dir[108];
+		snprintf(dir, sizeof(dir), "%s", p);
+		char *slash = strrchr(dir, '/');
+		if (slash && slash != dir) {
+			*slash = '\0';
+			if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+				log_warn("%s: %s", dir, strerror(errno));
+		}
+	}
+	mc.ctl = ctl_new(mc.srv, loop, &cc, &ci);
+	if (!mc.ctl) {
+		udp_server_free(mc.udp);
+		pcpd_server_free(mc.srv);
+		rcu_unregister_thread();
+		return 1;
+	}
 	ev_timer_init(&mc.clients, on_clients, 5.0, 5.0);
 	mc.clients.data = &mc;
 	ev_timer_start(loop, &mc.clients);
@@ -215,6 +249,7 @@ int main(int argc, char **argv)
 
 	ev_run(loop, 0);
 
+	ctl_free(mc.ctl);
 	udp_server_free(mc.udp);
 	announcer_free(mc.announcer);
 	restart_save_clients(mc.srv->cfg->state_dir, mc.srv->subs);
