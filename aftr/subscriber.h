@@ -60,7 +60,8 @@ struct subscriber {
 	struct in6_addr client_server;
 	uint16_t client_port;
 
-	_Atomic bool provisioned;         /* data plane installed in the kernel backend */
+	_Atomic bool provisioned;
+	_Atomic bool removing;            /* being removed: no new mappings */         /* data plane installed in the kernel backend */
 	_Atomic uint64_t requests;
 	_Atomic uint64_t rate_limited;
 };

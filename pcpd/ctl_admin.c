@@ -371,6 +371,7 @@ static void remove_resume(struct ctl_call *c)
 		return;
 	}
 	if (c->ferr != PERR_OK && c->ferr != PERR_DROP) {
+		sub->removing = false;
 		ctl_end_err(c, CE_FAILED, "%s: flush failed (%s) after %u deletion(s); kept",
 			    sub_what(sub, w, sizeof(w)), perr_str(c->ferr), op->deleted);
 		return;
@@ -381,12 +382,14 @@ static void remove_resume(struct ctl_call *c)
 			start_flush(c, sub, remove_resume);
 			return;
 		}
+		sub->removing = false;
 		ctl_end_err(c, CE_BUSY, "%s still has mappings after %u flushes; kept",
 			    sub_what(sub, w, sizeof(w)), REMOVE_ROUNDS);
 		return;
 	}
 	enum perr err = engine_sub_unprovision(&s->eng, sub);
 	if (err != PERR_OK) {
+		sub->removing = false;
 		ctl_end_err(c, CE_FAILED, "%s: cannot remove its data plane (%s); kept without "
 			    "mappings", sub_what(sub, w, sizeof(w)), perr_str(err));
 		return;
@@ -406,8 +409,10 @@ static void subscriber_remove(struct ctl_call *c, const struct ctl_aval *av)
 	rcu_read_lock();
 	struct subscriber *sub = claim(c, &av[0]);
 	rcu_read_unlock();
-	if (sub)
-		start_flush(c, sub, remove_resume);
+	if (!sub)
+		return;
+	sub->removing = true;     /* the engine refuses new mappings from now on */
+	start_flush(c, sub, remove_resume);
 }
 
 const struct ctl_cmd ctl_cmd_subscriber_remove = {

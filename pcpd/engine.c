@@ -585,9 +585,20 @@ static bool provisioned(struct engine *e, struct subscriber *sub)
 	return sub->provisioned || engine_sub_provision(e, sub) == PERR_OK;
 }
 
+/* A subscriber the operator is removing gets no new state. */
+static bool removing(struct subscriber *sub, engine_done_fn done, void *arg)
+{
+	if (!sub->removing)
+		return false;
+	finish(done, arg, PERR_NOT_AUTHORIZED, 0, false);
+	return true;
+}
+
 void engine_map(struct engine *e, const struct engine_req *rq, engine_done_fn done, void *arg)
 {
 	struct subscriber *sub = rq->sub;
+	if (rq->lifetime && removing(sub, done, arg))
+		return;
 	if (rq->lifetime && !provisioned(e, sub)) {
 		finish(done, arg, PERR_NETWORK_FAILURE, 0, false);
 		return;
@@ -725,6 +736,8 @@ void engine_peer(struct engine *e, const struct engine_req *rq, engine_done_fn d
 		finish(done, arg, PERR_UNSUPP_PROTOCOL, 0, false);
 		return;
 	}
+	if (removing(sub, done, arg))
+		return;
 	if (!provisioned(e, sub)) {
 		finish(done, arg, PERR_NETWORK_FAILURE, 0, false);
 		return;
