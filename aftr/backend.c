@@ -7,7 +7,7 @@
 
 static const struct kbackend_ops *const backends[] = {
 	&kbackend_mem_ops,
-	/* &kbackend_nft_ops, added with aftr/nft_backend.c */
+	&kbackend_nft_ops,
 };
 
 const struct kbackend_ops *kbackend_find(const char *name)
