@@ -1,7 +1,9 @@
 #!/bin/bash
 # README command 2: installs dependencies, builds warning-free, builds with
-# ASan+UBSan, runs unit tests, fuzz-corpus replays and the wire tests
-# against the sanitized daemon, and ends with "N passed, M failed".
+# ASan+UBSan, runs unit tests (kernel ones in private namespaces),
+# fuzz-corpus replays, the wire tests and the DS-Lite lab tests (real
+# nftables, conntrack and traffic) against the sanitized daemon, and ends
+# with "N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash tools/install-deps.sh || { echo "0 passed, 1 failed"; exit 1; }
@@ -34,6 +36,11 @@ passed=$((passed + ${ok:-0})); failed=$((failed + ${bad:-0} + ${to:-0}))
 PCPD_BUILD=$PWD/build-asan /usr/bin/python3 tests/wire/run.py --counts build-asan/wire.counts
 read -r wp wf < build-asan/wire.counts || { wp=0; wf=1; }
 passed=$((passed + wp)); failed=$((failed + wf))
+
+# 5. lab tests: pcpd programming real nftables/conntrack, real TCP/UDP
+PCPD_BUILD=$PWD/build-asan /usr/bin/python3 tests/lab/run.py --counts build-asan/lab.counts
+read -r lp lf < build-asan/lab.counts || { lp=0; lf=1; }
+passed=$((passed + lp)); failed=$((failed + lf))
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
