@@ -33,6 +33,7 @@ passed=$((passed + ${ok:-0})); failed=$((failed + ${bad:-0} + ${to:-0}))
 [ -n "$ok" ] || fail "meson test printed no summary"
 
 # 4. wire tests (scapy against the running sanitized pcpd in namespaces)
+rm -f build-asan/wire.counts build-asan/lab.counts
 PCPD_BUILD=$PWD/build-asan /usr/bin/python3 tests/wire/run.py --counts build-asan/wire.counts
 read -r wp wf < build-asan/wire.counts || { wp=0; wf=1; }
 passed=$((passed + wp)); failed=$((failed + wf))
