@@ -152,7 +152,7 @@ static void txn_done(void *arg, const struct engine_result *r)
 	free(t);
 }
 
-static void note_client(struct subscriber *sub, const struct pcp_meta *m)
+static void note_client(struct pcp_handler *h, struct subscriber *sub, const struct pcp_meta *m)
 {
 	if (sub->client_port == m->sport && addr_equal(&sub->client_addr, &m->src) &&
 	    addr_equal(&sub->client_server, &m->dst))
@@ -161,6 +161,7 @@ static void note_client(struct subscriber *sub, const struct pcp_meta *m)
 	sub->client_addr = m->src;
 	sub->client_port = m->sport;
 	sub->client_server = m->dst;
+	h->clients_dirty = true;
 	pthread_mutex_unlock(&sub->lock);
 }
 
@@ -264,7 +265,7 @@ void pcp_handle(struct pcp_handler *h, const struct pcp_meta *m, const uint8_t *
 		send_error(h, m, pkt, len, parsed, v, 0, false);
 		return;
 	}
-	note_client(sub, m);
+	note_client(h, sub, m);
 	if (op == PCP_OP_ANNOUNCE) {
 		/* §14.1.1: SUCCESS with lifetime 0 */
 		struct pcp_response rsp;

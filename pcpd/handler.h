@@ -45,6 +45,7 @@ struct pcp_handler {
 	uint32_t epoch_base;        /* monotonic second at which the epoch is 0 */
 	pcp_reply_fn reply;
 	struct pcp_stats stats;
+	_Atomic bool clients_dirty;  /* a subscriber's client endpoint changed (restart.h) */
 };
 
 void pcp_handler_init(struct pcp_handler *h, const struct pcpd_config *cfg,

@@ -5,6 +5,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,9 @@ static void on_expiry(struct ev_loop *loop, ev_timer *t, int revents)
 	struct mainctx *mc = t->data;
 	engine_expire(&mc->srv->eng, mtime_sec());
 	mc->srv->kb->ops->flush(mc->srv->kb);
+	/* a new client is on disk within a second: a kill -9 must not lose it */
+	if (atomic_exchange(&mc->srv->handler.clients_dirty, false))
+		restart_save_clients(mc->srv->cfg->state_dir, mc->srv->subs);
 }
 
 static void on_ifscan(struct ev_loop *loop, ev_timer *t, int revents)
@@ -90,7 +94,8 @@ static void on_ifscan(struct ev_loop *loop, ev_timer *t, int revents)
 		log_info("softwire interfaces changed: %u subscriber(s) re-resolved", n);
 }
 
-/* The clients file must be fresh enough after a kill -9 to reach them. */
+/* Also rewritten now and then: a client's port may change without a new
+ * subscriber endpoint being noticed (same values written again). */
 static void on_clients(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	(void)loop;
@@ -226,7 +231,7 @@ int main(int argc, char **argv)
 		rcu_unregister_thread();
 		return 1;
 	}
-	ev_timer_init(&mc.clients, on_clients, 5.0, 5.0);
+	ev_timer_init(&mc.clients, on_clients, 60.0, 60.0);
 	mc.clients.data = &mc;
 	ev_timer_start(loop, &mc.clients);
 	if (mc.srv->kernel_fresh)
