@@ -6,7 +6,8 @@
  *            Kept while the kernel kept our table (same boot, table
  *            present), so clients see the epoch run on across a restart.
  *   clients  one line per subscriber with a known PCP client: "INDEX
- *            CLIENT PORT SERVER". Rewritten every few seconds and at exit,
+ *            CLIENT PORT SERVER". Written within a second of a new client,
+ *            every minute and at exit,
  *            so that when state WAS lost the new process can tell them
  *            (unsolicited ANNOUNCE, unicast, up to ten times with the
  *            interval doubling from 250 ms). */
