@@ -17,8 +17,16 @@
  * one, every change of it is committed again in its own transaction, so
  * each gets its own answer. If the acks are lost (ENOBUFS on the receive
  * queue) the transaction is sent again in an idempotent form (creates
- * without NLM_F_EXCL, destroys instead of deletes), whose acks then tell.
- * done() is called after the commit lock is released: it may submit().
+ * without NLM_F_EXCL; deletes are DESTROYSETELEM, which does not fail on
+ * absent elements), whose acks then tell. done() is called after the
+ * commit lock is released: it may submit().
+ *
+ * Kernels before 6.3 (no DESTROYSETELEM) get DELSETELEM, and a delete of
+ * an element the kernel already expired fails the transaction with
+ * ENOENT; the change is then committed as single deletes that may fail
+ * that way followed by the rest. Kernels before 6.10 cannot update an
+ * element's timeout in place: a refresh deletes and re-creates it in one
+ * transaction. Both are probed at open().
  *
  * Conntrack work that follows a commit (flush by the binding's ct mark on
  * delete or when the inbound part or the filters change; PEER flows) is
@@ -1018,6 +1026,8 @@ static struct kbackend *nft_open(const struct kbackend_conf *conf, bool *fresh)
 	return &nb->kb;
 }
 
+/* Changes still queued are dropped without done(): the owner frees its
+ * side before closing (pcpd/server.c) and flushes before that. */
 static void nft_close(struct kbackend *kb)
 {
 	if (!kb)
@@ -1054,9 +1064,11 @@ static void nft_submit(struct kbackend *kb, const struct kchange *c, kbackend_do
 	p->c = *c;
 	p->done = done;
 	p->arg = arg;
-	memcpy(p->filt, c->filters, nf * sizeof(struct aftr_filter));
 	struct kpeer *peers = (struct kpeer *)(void *)&p->filt[nf];
-	memcpy(peers, c->peers, np * sizeof(struct kpeer));
+	if (nf)
+		memcpy(p->filt, c->filters, nf * sizeof(struct aftr_filter));
+	if (np)
+		memcpy(peers, c->peers, np * sizeof(struct kpeer));
 	p->c.filters = nf ? p->filt : NULL;
 	p->c.nfilters = nf;
 	p->c.peers = np ? peers : NULL;
@@ -1904,6 +1916,14 @@ static uint64_t left_ms(const struct nftm_elem *e)
 	return e->expiration_ms > 1000 ? e->expiration_ms : 1000;
 }
 
+/* A repair element expires with the element it belongs to: same
+ * timeout, the same time left. */
+static void repair_tmo(struct nftm_elem *e, const struct nftm_elem *ref)
+{
+	e->timeout_ms = ref->timeout_ms;
+	e->expiration_ms = ref->timeout_ms ? left_ms(ref) : 0;
+}
+
 static bool range_cmp_eq(const struct nftm_range *a, const struct nftm_range *b, size_t n)
 {
 	return n == 0 || memcmp(a, b, n * sizeof(*a)) == 0;
@@ -2006,7 +2026,7 @@ static void rs_binding(struct rs_run *run, struct rs_elem *se, uint64_t now, uin
 	/* omark */
 	struct nftm_elem e;
 	nftm_omark_elem(&e, zone, iv4, proto, iport, mark);
-	e.timeout_ms = left_ms(&se->e);
+	repair_tmo(&e, &se->e);
 	long oi = rs_find(&run->s[RS_OMARK], se->e.key, 16, -1);
 	uint32_t m;
 	if (oi >= 0 && nftm_mark_get(&run->s[RS_OMARK].v[oi].e, &m) && m == mark) {
@@ -2064,7 +2084,6 @@ static void rs_binding(struct rs_run *run, struct rs_elem *se, uint64_t now, uin
 	struct nb_rec *r = NULL;
 	if (map) {
 		run->s[RS_DNAT].v[di].claimed = true;
-		uint64_t dleft = left_ms(de);
 		long ii = rs_find(&run->s[RS_IMARK], ekey, 12, -1);
 		if (ii >= 0 && nftm_mark_get(&run->s[RS_IMARK].v[ii].e, &m) && m == mark) {
 			run->s[RS_IMARK].v[ii].claimed = true;
@@ -2074,7 +2093,7 @@ static void rs_binding(struct rs_run *run, struct rs_elem *se, uint64_t now, uin
 				txn_put(fx, NFTM_OP_DEL, run->s[RS_IMARK].v[ii].e);
 			}
 			nftm_imark_elem(&e, ev4, proto, eport, mark);
-			e.timeout_ms = dleft;
+			repair_tmo(&e, de);
 			txn_put(fx, NFTM_OP_ADD, e);
 			run->fixed++;
 		}
@@ -2093,11 +2112,11 @@ static void rs_binding(struct rs_run *run, struct rs_elem *se, uint64_t now, uin
 			}
 			if (filtered) {
 				nftm_filtered_elem(&e, ev4, proto, eport);
-				e.timeout_ms = dleft;
+				repair_tmo(&e, de);
 				txn_put(fx, NFTM_OP_ADD, e);
 				for (size_t k = 0; k < nwant; k++) {
 					nftm_allow_elem(&e, ev4, proto, eport, &want[k]);
-					e.timeout_ms = dleft;
+					repair_tmo(&e, de);
 					txn_put(fx, NFTM_OP_ADD, e);
 				}
 			}

@@ -1640,22 +1640,31 @@ static int parse_elem(const struct nlattr *el, enum nftm_set set, nftm_elem_cb c
 			break;
 		}
 	}
-	if (!have_key || (e.dlen && !have_data))
+	if (!have_key)
 		return -1;
+	if (!have_data)
+		e.dlen = 0;          /* delete requests name elements by key only */
 	return cb(&e, arg);
 }
 
+/* Every top-level attribute lies within nlmsg_len. (libmnl's iterator
+ * bounds them by the aligned length, which may pass the end of a buffer
+ * that holds exactly nlmsg_len bytes; nested ones are bounded by their
+ * parent, which is checked here.) */
 static bool attrs_ok(const struct nlmsghdr *nlh)
 {
-	if (nlh->nlmsg_len < NLMSG_HDRLEN + sizeof(struct nfgenmsg))
+	size_t len = nlh->nlmsg_len, off = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg));
+	if (len < off)
 		return false;
-	/* every attribute (recursively where nested) must be in bounds; the
-	 * mnl iterators stop at the first bad one, so walk and compare */
-	const struct nlattr *a;
-	size_t seen = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg));
-	mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg))
-		seen += NLA_ALIGN(a->nla_len);
-	return seen >= NLMSG_ALIGN(nlh->nlmsg_len) - 3 && seen <= NLMSG_ALIGN(nlh->nlmsg_len);
+	while (off < len) {
+		if (len - off < NLA_HDRLEN)
+			return false;
+		const struct nlattr *a = (const struct nlattr *)((const uint8_t *)nlh + off);
+		if (a->nla_len < NLA_HDRLEN || a->nla_len > len - off)
+			return false;
+		off += NLA_ALIGN(a->nla_len);
+	}
+	return true;
 }
 
 int nftm_parse_elems(const struct nlmsghdr *nlh, nftm_elem_cb cb, void *arg)
