@@ -9,6 +9,7 @@ the Internet host connects to both external address:port pairs. Then
 Ctrl-C)."""
 import argparse
 import os
+import shlex
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -48,14 +49,14 @@ def main():
     ns = lab.ns
     with lab:
         say("The DS-Lite lab (network namespaces %s*)" % ns["aftr"][:-4])
-        print("  Internet host  %s                       --  AFTR %s / %s, pcpd,"
-              % (L.INET, L.AFTR_V4, L.AFTR_V6))
-        print("  B4 b4a         %s, host %s  --  softwire sw-a   public pool %s"
-              % (L.B4S["b4a"]["v6"], L.HOST_V4, ", ".join(lab.aftr_opts["pool"])))
-        print("  B4 b4b         %s, host %s  --  softwire sw-b   nft table ip %s"
-              % (L.B4S["b4b"]["v6"], L.HOST_V4, lab.table))
-        print("  (a veth per B4 stands in for its softwire: this kernel has no ip6tnl)")
-        print("  pcpd runs with backend = \"nftables\"; its log: %s" % lab.log_path)
+        print("  AFTR      %s, %s: pcpd (nftables backend, table ip %s), pool %s"
+              % (L.AFTR_V4, L.AFTR_V6, lab.table, ", ".join(lab.aftr_opts["pool"])))
+        print("  Internet  %s" % L.INET)
+        for b in ("b4a", "b4b"):
+            print("  B4 %s    %s on softwire %s, its host %s"
+                  % (b, L.B4S[b]["v6"], L.B4S[b]["sw"], L.HOST_V4))
+        print("  (both hosts use the same private address; a veth per B4 stands in for its\n"
+              "   IPv4-in-IPv6 softwire, as this kernel has no ip6tnl)")
 
         say("A small web server behind each B4, both on %s:80" % L.HOST_V4)
         for b in ("b4a", "b4b"):
@@ -66,12 +67,12 @@ def main():
             "THIRD_PARTY %s)" % L.HOST_V4)
         cmd = ["-s", L.AFTR_V6, "-t", L.HOST_V4, "-d", "b4a web", "map", "tcp", "80"]
         rc, a, out = lab.pcp_client("b4a", *cmd)
-        show("(b4a) pcp-client " + " ".join(cmd), out)
+        show("(b4a) pcp-client " + shlex.join(cmd), out)
         say("b4b's host asks for TCP port 80 in encapsulated mode "
             "(PCP over IPv4 from %s to %s through its softwire)" % (L.HOST_V4, L.AFTR_V4))
         cmd = ["-s", L.AFTR_V4, "-d", "b4b web", "map", "tcp", "80"]
         rc2, b, out = lab.pcp_client("b4b", *cmd)
-        show("(b4b) pcp-client " + " ".join(cmd), out)
+        show("(b4b) pcp-client " + shlex.join(cmd), out)
         if rc or rc2 or "external" not in a or "external" not in b:
             raise SystemExit("demo: a MAP request failed (pcpd log: %s)" % lab.log_path)
 
@@ -90,6 +91,10 @@ def main():
         say("What the kernel holds: the inbound DNAT map of pcpd's table")
         r = lab.nft("list", "map", "ip", lab.table, "pcp_dnat", check=False)
         show("(aftr) nft list map ip %s pcp_dnat" % lab.table, r.stdout or r.stderr)
+
+        say("pcpd's log")
+        show("(aftr) pcpd -c %s" % lab.conf_path,
+             "\n".join(line for line in lab.log().splitlines() if not line.startswith("====")))
 
         ok = all(answers[n].startswith("hello from %s " % n) for n in answers)
         say("Tearing the lab down")

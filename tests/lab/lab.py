@@ -161,12 +161,14 @@ class Lab:
     _count = 0
 
     def __init__(self, b4s=("b4a", "b4b"), server=None, aftr=None, tag=None,
-                 pcpd=None, pcpctl=None, control=True):
+                 pcpd=None, pcpctl=None, control=True, configured=None):
         """server/aftr: pcpd.conf keys overriding the lab's defaults
-        (None as a value removes a key)."""
+        (None as a value removes a key). configured: the B4s pcpd.conf
+        names as subscribers (default: all of b4s)."""
         Lab._count += 1
         self.tag = tag or "%d.%d" % (os.getpid(), Lab._count)
         self.b4s = list(b4s)
+        self.configured = list(b4s if configured is None else configured)
         bd = build_dir()
         self.pcpd_bin = pcpd or os.path.join(bd, "pcpd/pcpd")
         self.pcpctl_bin = pcpctl or os.path.join(bd, "pcpd/pcpctl")
@@ -219,7 +221,7 @@ class Lab:
         aftr = dict(self.aftr_opts)
         text = [render_section("server", self.server_opts)]
         subs = []
-        for b in self.b4s:
+        for b in self.configured:
             d = B4S[b]
             subs.append('  subscriber "%s" { b4 = "%s"  interface = "%s"  index = %d }'
                         % (b, d["v6"], d["sw"], d["index"]))
@@ -356,11 +358,16 @@ class Lab:
             _live.remove(self)
         if self.up:
             self.up = False
+            keep = None
             if (rc not in (0, None) or self.keep_log) and os.path.exists(self.log_path):
                 keep = "/tmp/pcpd-lab-%s.log" % self.tag
                 shutil.copy(self.log_path, keep)
-                print("lab %s: pcpd log kept in %s" % (self.tag, keep), file=sys.stderr)
             shutil.rmtree(self.dir, ignore_errors=True)
+            if keep:
+                try:
+                    print("lab %s: pcpd log kept in %s" % (self.tag, keep), file=sys.stderr)
+                except OSError:
+                    pass
         return rc
 
     # -- pcpd ----------------------------------------------------------------
@@ -466,6 +473,32 @@ class Lab:
         if not json_out:
             return r.stdout
         return [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+
+    def ctl_request(self, cmd, args=None, monitor=False, timeout=10):
+        """One request on the control socket, spoken directly
+        (docs/control-protocol.md): returns (result objects, end marker)."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        try:
+            s.connect(self.mon_sock if monitor else self.ctl_sock)
+            req = {"v": 1, "cmd": cmd}
+            if args is not None:
+                req["args"] = args
+            s.sendall(json.dumps(req).encode() + b"\n")
+            buf, results = b"", []
+            while True:
+                while b"\n" not in buf:
+                    d = s.recv(65536)
+                    if not d:
+                        raise RuntimeError("control socket closed before the end marker")
+                    buf += d
+                line, buf = buf.split(b"\n", 1)
+                o = json.loads(line)
+                if o.get("end") is True:
+                    return results, o
+                results.append(o)
+        finally:
+            s.close()
 
     def pcp_client(self, b4, *args, check=False):
         """Runs pcp-client inside a B4 namespace; returns (exit, parsed key=value dict, output)."""

@@ -207,15 +207,19 @@ class LabCase(unittest.TestCase):
             if alive and rc not in (0, None):
                 raise AssertionError("pcpd exited with %s at shutdown" % rc)
 
+    def _bad(self):
+        r = getattr(self._outcome, "result", None)
+        return len(r.failures) + len(r.errors) if r else 0
+
     def setUp(self):
         self.clients = []
         self.socks = []
+        self.bad_before = self._bad()
 
     def tearDown(self):
-        failed = any(e for _, e in getattr(self._outcome, "errors", []) if e) or \
-            (hasattr(self._outcome, "result") and self._outcome.result and
-             (self._outcome.result.failures or self._outcome.result.errors))
-        if failed and self.lab:
+        # a failed test keeps pcpd's log (Lab.stop() says where)
+        if self.lab and (self._bad() > self.bad_before or
+                         any(e for _, e in getattr(self._outcome, "errors", []) if e)):
             self.lab.keep_log = True
         for s in self.socks:
             s.close()
@@ -249,6 +253,27 @@ class LabCase(unittest.TestCase):
         key = (PROTO[proto], r.ext_addr, r.ext_port)
         self.assertIn(key, d, "no pcp_dnat element for %s; kernel has %s" % (key, sorted(d)))
         self.assertEqual(d[key]["int"], (HOST, int_port))
+
+    def binding_elements(self, b4, proto, ext_addr, ext_port, int_port):
+        """Every element of pcpd's table that belongs to one binding:
+        {map name: element} for pcp_dnat, pcp_imark, pcp_filtered (keyed
+        by the external endpoint) and pcp_snat, pcp_omark (keyed by zone
+        and internal endpoint); pcp_allow: the list of its entries."""
+        p = PROTO[proto]
+        ext = (ext_addr, p, ext_port)
+        internal = (L.zone_of(L.B4S[b4]["index"]), HOST, p, int_port)
+        out = {}
+        for kind, name, key in (("map", "pcp_dnat", ext), ("map", "pcp_imark", ext),
+                                ("set", "pcp_filtered", ext), ("map", "pcp_snat", internal),
+                                ("map", "pcp_omark", internal)):
+            for e in self.lab.elements(kind, name):
+                if tuple(e["key"]) == key:
+                    out[name] = e
+        allow = [e for e in self.lab.elements("set", "pcp_allow")
+                 if tuple(e["key"][:3]) == ext]
+        if allow:
+            out["pcp_allow"] = allow
+        return out
 
     def tcp_session(self, role, dst, src=None):
         s = self.lab.tcp_connect(role, dst, 2.0, src)
@@ -386,9 +411,8 @@ class TestDataPlane(LabCase):
             self.delete(c, TCP, tp, nonce("d" + b4))
             self.delete(c, UDP, up, nonce("e" + b4))
             # at once: the response came after the kernel commit
-            d = self.lab.dnat()
-            self.assertNotIn(("tcp", t.ext_addr, t.ext_port), d)
-            self.assertNotIn(("udp", u.ext_addr, u.ext_port), d)
+            self.assertEqual(self.binding_elements(b4, TCP, t.ext_addr, t.ext_port, tp), {})
+            self.assertEqual(self.binding_elements(b4, UDP, u.ext_addr, u.ext_port, up), {})
             self.assertEqual(self.ct_of(b4, dport=t.ext_port, dst=t.ext_addr), [],
                              "conntrack entries of the deleted TCP mapping remain")
             self.assertEqual(self.ct_of(b4, dport=u.ext_port, dst=u.ext_addr), [],
@@ -439,8 +463,14 @@ class TestDataPlane(LabCase):
             self.assertIn(key, d)
             e2 = d[key]["expires"]
             self.assertGreater(e2, e1)
-            # the kernel must not drop the mapping before the granted lifetime
-            self.assertGreaterEqual(e2, r2.lifetime - 5)
+            # the kernel must not drop any part of the mapping before the
+            # granted lifetime: inbound DNAT, outbound SNAT, their ct marks
+            els = self.binding_elements(b4, TCP, r2.ext_addr, r2.ext_port, 86)
+            self.assertEqual(sorted(els), ["pcp_dnat", "pcp_imark", "pcp_omark", "pcp_snat"])
+            for name, e in els.items():
+                self.assertGreaterEqual(e["expires"], r2.lifetime - 5,
+                                        "%s element expires in %s s after a refresh to %d s"
+                                        % (name, e["expires"], r2.lifetime))
             name, _ = greeting_of(L.tcp_ask(self.lab, "inet", (r2.ext_addr, r2.ext_port)))
             self.assertEqual(name, b4)
             self.delete(c, TCP, 86, n)
@@ -486,30 +516,59 @@ class TestDataPlane(LabCase):
 
     def test_filter_lets_only_named_peer_in(self):
         """A MAP with FILTER 198.51.100.2/32: that peer gets through, the same
-        Internet host's other address 198.51.100.3 does not (TCP and UDP)."""
+        Internet host's other address 198.51.100.3 does not (TCP and UDP).
+        A refresh with FILTER 0/0 then 198.51.100.3/32 port 9100 changes it
+        (RFC 6887 §13.3), FILTER 0/0 alone lifts it, and a delete leaves no
+        filter element behind."""
         lab = self.lab
         cases = (("b4a", TCP, 83), ("b4b", UDP, 5383))
         srv = {}
         for b4, proto, port in cases:
             srv[b4] = lab.tcp_server(b4, port) if proto == TCP else lab.udp_server(b4, port)
+
+        def reaches(b4, proto, dst, src, tag):
+            if proto == TCP:
+                try:
+                    return greeting_of(L.tcp_ask(lab, "inet", dst, timeout=1.5, src=src))[0] == b4
+                except OSError:
+                    return False
+            ans = L.udp_ask(lab, "inet", dst, tag, src=src)
+            if ans is not None:
+                self.assertTrue(ans.startswith(b4 + ":"), ans)
+            return ans is not None
+
         for b4, proto, port in cases:
             c = self.client(b4)
             n = nonce("f" + b4)
             r = self.ok_map(c, proto, port, nonce=n, filters=[(L.INET, 128, 0)])
             dst = (r.ext_addr, r.ext_port)
+            self.assertTrue(reaches(b4, proto, dst, (L.INET, 0), b"allowed"))
+            self.assertFalse(reaches(b4, proto, dst, (L.INET2, 0), b"refused"),
+                             "%s: 198.51.100.3 got through FILTER 198.51.100.2/32" % b4)
+            # replace the filter: only 198.51.100.3 from port 9100
+            r2 = self.ok_map(c, proto, port, nonce=n,
+                             filters=[("0.0.0.0", 0, 0), (L.INET2, 128, 9100)])
+            self.assertEqual(r2.ext_port, r.ext_port)
+            self.assertTrue(reaches(b4, proto, dst, (L.INET2, 9100), b"allowed2"),
+                            "%s: the new filter does not let 198.51.100.3:9100 in" % b4)
+            self.assertFalse(reaches(b4, proto, dst, (L.INET2, 9101), b"refused2"),
+                             "%s: 198.51.100.3:9101 got through a filter for port 9100" % b4)
+            self.assertFalse(reaches(b4, proto, dst, (L.INET, 0), b"refused3"),
+                             "%s: the old filter still lets 198.51.100.2 in" % b4)
+            # lift it
+            self.ok_map(c, proto, port, nonce=n, filters=[("0.0.0.0", 0, 0)])
+            self.assertTrue(reaches(b4, proto, dst, (L.INET2, 9101), b"open"),
+                            "%s: FILTER 0/0 did not lift the filter" % b4)
+            self.assertTrue(reaches(b4, proto, dst, (L.INET, 0), b"open2"))
             if proto == TCP:
-                name, seen = greeting_of(L.tcp_ask(lab, "inet", dst, src=(L.INET, 0)))
-                self.assertEqual(name, b4)
-                with self.assertRaises(OSError, msg="198.51.100.3 got through the FILTER"):
-                    L.tcp_ask(lab, "inet", dst, timeout=1.5, src=(L.INET2, 0))
-                self.assertFalse([p for p in srv[b4].peers if p[0] == L.INET2])
+                self.assertFalse([p for p in srv[b4].peers if p[0] == L.INET2 and p[1] != 9100
+                                  and p[1] != 9101])
             else:
-                ans = L.udp_ask(lab, "inet", dst, b"allowed", src=(L.INET, 0))
-                self.assertEqual(ans and ans.split(":")[0], b4)
-                ans = L.udp_ask(lab, "inet", dst, b"refused", src=(L.INET2, 0))
-                self.assertIsNone(ans)
-                self.assertFalse(srv[b4].got(b"refused"), "198.51.100.3 got through the FILTER")
+                for tag in (b"refused", b"refused2", b"refused3"):
+                    self.assertFalse(srv[b4].got(tag), "%r reached %s" % (tag, b4))
             self.delete(c, proto, port, n)
+            left = self.binding_elements(b4, proto, r.ext_addr, r.ext_port, port)
+            self.assertEqual(left, {}, "elements left after the delete")
 
     def test_pcpctl_matches_kernel(self):
         """pcpctl show mappings (JSON and text) lists exactly the MAP
@@ -524,15 +583,15 @@ class TestDataPlane(LabCase):
                 made.append((c, proto, port, n))
         kernel = {(k[0], k[1], k[2], v["int"][0], v["int"][1]) for k, v in lab.dnat().items()}
         self.assertGreaterEqual(len(kernel), 6)
+        # the protocol itself: result objects, then the end marker
+        objs, end = lab.ctl_request("show-mappings")
+        self.assertEqual((end.get("v"), end.get("ok"), end.get("count")), (1, True, len(objs)),
+                         "end marker %s" % end)
+        self.assertEqual({m for m in map(mapping_tuple, objs) if m}, kernel,
+                         "control socket vs pcp_dnat")
+        # pcpctl -j prints the result objects (pcpctl(8): not the end marker)
         objs = lab.pcpctl("show", "mappings", json_out=True)
-        self.assertTrue(objs and objs[-1].get("end") is True and objs[-1].get("v") == 1,
-                        "no end marker: %s" % objs[-1:])
-        ctl = set()
-        for o in objs[:-1]:
-            m = mapping_tuple(o)
-            if m:
-                ctl.add(m)
-        self.assertEqual(ctl, kernel, "pcpctl -j vs pcp_dnat")
+        self.assertEqual({m for m in map(mapping_tuple, objs) if m}, kernel, "pcpctl -j vs pcp_dnat")
         text = lab.pcpctl("show", "mappings")
         self.assertEqual(text_mappings(text), kernel, "pcpctl text vs pcp_dnat:\n" + text)
         # the read-only monitor socket serves the same listing
@@ -540,6 +599,40 @@ class TestDataPlane(LabCase):
         self.assertEqual({m for m in map(mapping_tuple, objs) if m}, kernel, "monitor socket")
         for c, proto, port, n in made:
             self.delete(c, proto, port, n)
+
+    def test_pcpctl_subscribers_match_kernel(self):
+        """pcpctl show subscribers (JSON and text) matches the
+        per-subscriber state in the kernel, which follows the mark/zone
+        contract (aftr/backend.h: zone = mark = index + 1): softwire ->
+        zone, public port block -> zone and mark, NAPT range and address."""
+        lab = self.lab
+        subs = lab.pcpctl("show", "subscribers", json_out=True)
+        self.assertEqual(sorted((s["name"], s["index"]) for s in subs),
+                         sorted((b, L.B4S[b]["index"]) for b in lab.b4s))
+        want = {"sw_zone": {}, "pub_zone": {}, "pub_mark": {}, "zone_block": {}, "zone_addr": {}}
+        for s in subs:
+            z, m = L.zone_of(s["index"]), L.mark_of(s["index"])
+            ext, blk = s["external_addr"], (s["block_lo"], s["block_hi"])
+            self.assertEqual(ext, lab.ext_addr(s["name"]))
+            self.assertEqual(range(blk[0], blk[1] + 1), lab.block(s["name"]))
+            want["sw_zone"][s["interface"]] = z
+            want["pub_zone"][(ext, blk)] = z
+            want["pub_mark"][(ext, blk)] = m
+            want["zone_block"][z] = (ext, (s["pcp_hi"] + 1, s["block_hi"]))
+            want["zone_addr"][z] = ext
+        for name, exp in want.items():
+            got = {e["key"]: e["value"] for e in lab.elements("map", name)}
+            self.assertEqual(got, exp, "map %s vs pcpctl show subscribers" % name)
+        text = lab.pcpctl("show", "subscribers")
+        lines = [line.split() for line in text.splitlines() if line.strip()]
+        cols = lines[0]
+        rows = {int(r[cols.index("INDEX")]): r for r in lines[1:]}
+        for s in subs:
+            r = rows.get(s["index"])
+            self.assertTrue(r, "no text row for subscriber %d:\n%s" % (s["index"], text))
+            self.assertEqual(r[cols.index("EXTERNAL")], s["external_addr"])
+            self.assertEqual(r[cols.index("BLOCK")], "%d-%d" % (s["block_lo"], s["block_hi"]))
+            self.assertTrue(r[cols.index("SOFTWIRE")].startswith(s["interface"]))
 
 
 def mapping_tuple(o):
@@ -570,6 +663,75 @@ def text_mappings(text):
         ia, ip = cells["INTERNAL"].rsplit(":", 1)
         out.add((cells["PROTO"].lower(), ea, int(ep), ia, int(ip)))
     return out
+
+
+# ------------------------------------------------------------------ control socket
+class TestControlAdmin(LabCase):
+    """pcpctl's mutating commands act on the kernel: a subscriber added at
+    run time gets its data-plane state, a static mapping carries traffic,
+    flush removes every mapping of a subscriber (and its flows), remove
+    takes the subscriber's state out; the monitor socket refuses them."""
+    lab_args = {"b4s": ("b4a", "b4b", "b4c"), "configured": ("b4a", "b4b")}
+
+    def test_subscriber_add_static_flush_remove(self):
+        lab = self.lab
+        idx = L.B4S["b4c"]["index"]
+        z = L.zone_of(idx)
+        self.assertNotIn("sw-c", {e["key"] for e in lab.elements("map", "sw_zone")})
+        # the monitor socket is read-only
+        r = L.sh(lab.pcpctl_bin, "-s", lab.mon_sock, "subscriber", "add", "b4c", "index", str(idx),
+                 "b4", L.B4S["b4c"]["v6"], "interface", "sw-c", check=False)
+        self.assertNotEqual(r.returncode, 0, "the monitor socket accepted subscriber add")
+        lab.pcpctl("subscriber", "add", "b4c", "index", str(idx), "b4", L.B4S["b4c"]["v6"],
+                   "interface", "sw-c")
+        self.assertEqual({e["key"]: e["value"] for e in lab.elements("map", "sw_zone")}.get("sw-c"),
+                         z, "softwire of the added subscriber")
+        blk = lab.block("b4c")
+        pz = {e["key"]: e["value"] for e in lab.elements("map", "pub_zone")}
+        self.assertEqual(pz.get((lab.ext_addr("b4c"), (blk.start, blk.stop - 1))), z)
+        # a static mapping through pcpctl reaches b4c's host
+        objs = lab.pcpctl("static", "add", "b4c", "tcp", HOST, "80", json_out=True)
+        st = [m for m in map(mapping_tuple, objs) if m]
+        self.assertEqual(len(st), 1, "static add printed %s" % objs)
+        proto, ea, ep, ia, ip = st[0]
+        self.assertEqual(lab.dnat().get(("tcp", ea, ep), {}).get("int"), (HOST, 80))
+        conn = self.tcp_session("inet", (ea, ep))
+        self.assertEqual(greeting_of(L.recv_line(conn))[0], "b4c")
+        # a PCP mapping of the new subscriber (encapsulated mode) works too
+        c = self.client("b4c", "encap")
+        u = self.ok_map(c, UDP, 5300, nonce=nonce("c3"))
+        self.assertTrue((L.udp_ask(lab, "inet", (u.ext_addr, u.ext_port), b"x") or "")
+                        .startswith("b4c: x"))
+        shown = {m for m in map(mapping_tuple, lab.pcpctl("show", "mappings", "subscriber", "b4c",
+                                                          json_out=True)) if m}
+        self.assertEqual(shown, {("tcp", ea, ep, HOST, 80), ("udp", u.ext_addr, u.ext_port, HOST,
+                                                             5300)})
+        # flush: every mapping of b4c leaves the kernel and its flows stop
+        lab.pcpctl("subscriber", "flush", "b4c")
+        d = lab.dnat()
+        self.assertNotIn(("tcp", ea, ep), d)
+        self.assertNotIn(("udp", u.ext_addr, u.ext_port), d)
+        self.assertEqual([e for e in lab.conntrack(z) if e["orig"].get("dst") == ea and
+                          e["orig"].get("dport") in (ep, u.ext_port)], [],
+                         "flows of flushed mappings remain in conntrack")
+        conn.sendall(b"after-flush\n")
+        L.recv_line(conn, 1.5)
+        srv = [x for x in lab.servers if x.name == "b4c" and isinstance(x, L.TCPServer)][0]
+        self.assertFalse(srv.got(b"after-flush"), "an established flow survived the flush")
+        self.assertEqual({m for m in map(mapping_tuple, lab.pcpctl(
+            "show", "mappings", "subscriber", "b4c", json_out=True)) if m}, set())
+        # remove: the subscriber's data-plane state goes
+        lab.pcpctl("subscriber", "remove", "b4c")
+        self.assertNotIn("sw-c", {e["key"] for e in lab.elements("map", "sw_zone")})
+        self.assertNotIn(z, {e["value"] for e in lab.elements("map", "pub_zone")})
+        self.assertNotIn(z, {e["key"] for e in lab.elements("map", "zone_block")})
+        try:        # IPv4 from a softwire pcpd does not know is dropped (§8.2)
+            r = c.map(UDP, 5300, nonce=nonce("c4"), tries=1)
+            self.assertNotEqual(r.name, "SUCCESS", "a removed subscriber still gets mappings")
+        except TimeoutError:
+            pass
+        self.assertNotIn(("udp", lab.ext_addr("b4c")), {k[:2] for k in lab.dnat()
+                                                        if k[2] in lab.block("b4c")})
 
 
 # ------------------------------------------------------------------ limits
@@ -676,7 +838,10 @@ class RestartCase(LabCase):
         super().tearDown()
         lab, type(self).lab = self.lab, None
         if lab:
-            lab.stop()
+            alive = lab.pcpd_alive()
+            rc = lab.stop()
+            if alive and rc not in (0, None):
+                raise AssertionError("pcpd exited with %s at shutdown" % rc)
 
     def check_traffic(self, maps, what):
         for (b4, proto, port), r in maps.items():
@@ -707,17 +872,29 @@ class TestRestart(RestartCase):
                 maps[(b4, proto, port)] = self.ok_map(c, proto, port, lifetime=600,
                                                       nonce=nonce("k%s%d" % (b4, proto)))
         self.check_traffic(maps, "before")
+        # and an implicit mapping made by PEER, with its flow
+        pn = nonce("kpeer")
+        pr = clients["b4b"].peer(UDP, 41200, (L.INET, 9000), nonce=pn)
+        self.assertEqual(pr.name, "SUCCESS", pr)
+        peer_ext = "%s:%d" % (pr.ext_addr, pr.ext_port)
+        self.assertEqual(L.udp_ask(lab, "b4b", (L.INET, 9000), b"p", src=(HOST, 41200)),
+                         "inet: p from " + peer_ext)
         before = lab.dnat()
         stop = threading.Event()
         seen, errors = [], []
 
         def load(b4, c):
-            keys = [k for k in maps if k[0] == b4]
+            # MAP refreshes of each mapping in turn, and now and then an ANNOUNCE
+            keys = [k for k in maps if k[0] == b4] + [None]
             i = 0
             while not stop.is_set():
-                b, proto, port = keys[i % len(keys)]
+                key = keys[i % len(keys)]
                 i += 1
                 try:
+                    if key is None:
+                        c.announce(tries=1, wait=0.5)
+                        continue
+                    b, proto, port = key
                     r = c.map(proto, port, lifetime=600, nonce=nonce("k%s%d" % (b, proto)),
                               tries=1, wait=0.5)
                 except TimeoutError:
@@ -725,7 +902,7 @@ class TestRestart(RestartCase):
                 except Exception as e:  # noqa: BLE001
                     errors.append(e)
                     return
-                seen.append(((b, proto, port), r))
+                seen.append((key, r))
                 time.sleep(0.01)
 
         threads = [threading.Thread(target=load, args=kv, daemon=True)
@@ -733,14 +910,20 @@ class TestRestart(RestartCase):
         for t in threads:
             t.start()
         try:
-            L.wait_for(lambda: len(seen) >= 20, 10)
-            n_before = len(seen)
+            # a running epoch: at least 2 s of load before the kill
+            time.sleep(2)
+            self.assertTrue(L.wait_for(lambda: len(seen) >= 20, 10), "the load does not run")
             lab.kill_pcpd()
+            n_before = len(seen)
+            down = time.monotonic()
             # the kernel carries on without pcpd
             self.check_traffic(maps, "while pcpd is down")
+            # down long enough that an epoch which forgot the downtime fails §8.5
+            time.sleep(max(0, 4 - (time.monotonic() - down)))
             lab.start_pcpd()
             self.assertTrue(L.wait_for(lambda: len(seen) >= n_before + 20, 15),
                             "no refreshes answered after the restart")
+            time.sleep(1)
         finally:
             stop.set()
             for t in threads:
@@ -750,8 +933,10 @@ class TestRestart(RestartCase):
             self.assertEqual(r.name, "SUCCESS", "%s: %r\n%s" % (key, r, lab.log()[-3000:]))
             self.assertEqual((r.ext_addr, r.ext_port), (maps[key].ext_addr, maps[key].ext_port),
                              "%s: refresh with the same nonce got another port" % (key,))
+        self.assertTrue(any(r.t > down for _, r in seen), "no response after the restart")
         for b4, c in clients.items():
-            hist = [(r.t, r.epoch) for r in c.responses if r.opcode != 0]
+            hist = [(r.t, r.epoch) for r in c.responses]    # MAP and ANNOUNCE
+            self.assertTrue(any(e for _, e in hist), "%s: the epoch never moved" % b4)
             for prev, cur in zip(hist, hist[1:]):
                 self.assertTrue(epoch_valid(prev, cur),
                                 "%s: epoch not continuous: %s then %s (client seconds, epoch)"
@@ -762,6 +947,12 @@ class TestRestart(RestartCase):
             self.assertIn(key, after)
             self.assertEqual(after[key]["int"], before[key]["int"])
         self.check_traffic(maps, "after the restart")
+        self.assertEqual(L.udp_ask(lab, "b4b", (L.INET, 9000), b"p", src=(HOST, 41200)),
+                         "inet: p from " + peer_ext, "the PEER mapping after the restart")
+        pr2 = clients["b4b"].peer(UDP, 41200, (L.INET, 9000), nonce=pn)
+        self.assertEqual((pr2.name, "%s:%d" % (pr2.ext_addr, pr2.ext_port)),
+                         ("SUCCESS", peer_ext), "PEER refresh after the restart")
+        self.assertTrue(epoch_valid((pr.t, pr.epoch), (pr2.t, pr2.epoch)))
 
     def test_table_removed_restart_announces_and_clients_recover(self):
         """With pcpd's nft table deleted while it is down, the restart sends

@@ -72,8 +72,14 @@ class Lab:
         self.ip("aftr", "-6", "route", "add", "2001:db8:200::/64", "dev", "sw-a")
         with open(self.conf_path, "w") as f:
             # every lab its own state directory: pcpd locks it
-            f.write(self.conf_text.replace('state-dir = "/tmp"',
-                                           'state-dir = "%s"' % self.state_dir))
+            text = self.conf_text.replace('state-dir = "/tmp"',
+                                          'state-dir = "%s"' % self.state_dir)
+            if "control {" not in text:
+                # several labs run at once: each its own control sockets
+                text += ('control {\n  socket = "%s/ctl.sock"\n'
+                         '  monitor-socket = "%s/mon.sock"\n}\n'
+                         % (self.state_dir, self.state_dir))
+            f.write(text)
         self.start_pcpd()
 
     def start_pcpd(self):
