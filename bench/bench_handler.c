@@ -150,7 +150,7 @@ int main(int argc, char **argv)
 				return 1;
 			unsigned long f = 0;
 			double c = phase(s, th, nsubs, per, PCP_OP_MAP, 3600, &f);
-			double r = phase(s, th, nsubs, per, PCP_OP_MAP, 3600, &f);
+			double r = phase(s, th, nsubs, per, PCP_OP_MAP, 7200, &f);   /* a new expiry: the kernel is written */
 			double a = phase(s, th, nsubs, per, PCP_OP_ANNOUNCE, 0, &f);
 			size_t live = table_count(s->table);
 			double d = phase(s, th, nsubs, per, PCP_OP_MAP, 0, &f);
