@@ -37,3 +37,25 @@ uint32_t kmark_id(const struct kbackend_conf *conf, const struct in6_addr *ext_a
 	}
 	return 0;
 }
+
+bool kmark_decode(const struct kbackend_conf *conf, uint32_t mark, struct in6_addr *ext_addr,
+		  uint8_t *proto, uint16_t *ext_port)
+{
+	const struct aftr_config *c = conf->aftr;
+	uint32_t ord = mark >> 17;
+	if (!c || (mark & 0x80000000u) || ord == 0)
+		return false;
+	ord--;
+	for (unsigned i = 0; i < c->npool; i++) {
+		const struct aftr_pool_range *r = &c->pool[i];
+		uint32_t n = r->last - r->first + 1;
+		if (ord < n) {
+			addr_from_v4(ext_addr, r->first + ord);
+			*proto = (mark >> 16) & 1 ? IPPROTO_UDP : IPPROTO_TCP;
+			*ext_port = (uint16_t)(mark & 0xffff);
+			return true;
+		}
+		ord -= n;
+	}
+	return false;
+}

@@ -157,6 +157,11 @@ const struct kbackend_ops *kbackend_find(const char *name);
 uint32_t kmark_id(const struct kbackend_conf *conf, const struct in6_addr *ext_addr,
 		  uint8_t proto, uint16_t ext_port);
 
+/* The inverse: the binding a conntrack mark names. False for marks that
+ * are no binding id (0, bit 31, beyond the pool). */
+bool kmark_decode(const struct kbackend_conf *conf, uint32_t mark, struct in6_addr *ext_addr,
+		  uint8_t *proto, uint16_t *ext_port);
+
 extern const struct kbackend_ops kbackend_mem_ops;
 extern const struct kbackend_ops kbackend_nft_ops;
 

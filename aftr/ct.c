@@ -158,6 +158,33 @@ struct find_res {
 	bool found;
 };
 
+struct marks_run {
+	void (*cb)(void *arg, uint32_t mark);
+	void *arg;
+};
+
+static int marks_cb(const struct nlmsghdr *nlh, void *data)
+{
+	struct marks_run *r = data;
+	struct nf_conntrack *ct = nfct_new();
+	if (!ct)
+		return MNL_CB_ERROR;
+	if (nfct_nlmsg_parse(nlh, ct) >= 0 && nfct_attr_is_set(ct, ATTR_MARK)) {
+		uint32_t mark = nfct_get_attr_u32(ct, ATTR_MARK);
+		if (mark)
+			r->cb(r->arg, mark);
+	}
+	nfct_destroy(ct);
+	return MNL_CB_OK;
+}
+
+enum perr ct_marks(struct ct *c, void (*cb)(void *arg, uint32_t mark), void *arg)
+{
+	struct marks_run r = { cb, arg };
+	struct nlmsghdr *nlh = msg_start(c, IPCTNL_MSG_CT_GET, NLM_F_DUMP);
+	return transact(c, nlh, marks_cb, &r);
+}
+
 static int find_cb(const struct nlmsghdr *nlh, void *data)
 {
 	struct find_res *res = data;

@@ -25,6 +25,10 @@ void ct_close(struct ct *c);
  * would flush every unmarked flow. */
 enum perr ct_flush_mark(struct ct *c, uint32_t mark, unsigned *removed);
 
+/* Calls cb with the ct mark of every IPv4 entry whose mark is not 0 (one
+ * dump of the whole table: for start-up only, never per request). */
+enum perr ct_marks(struct ct *c, void (*cb)(void *arg, uint32_t mark), void *arg);
+
 /* The flow (proto, int_addr:int_port -> peer:peer_port) in zone: fills the
  * external endpoint it is translated to (its reply tuple's destination).
  * PERR_NOT_FOUND if no such entry. */

@@ -2199,6 +2199,62 @@ out:
 	rs_fix_commit(run, false);
 }
 
+/* Flows whose binding expired while pcpd was down still carry its mark:
+ * the kernel removed the elements on time, but only pcpd removes flows.
+ * One dump at start finds the marks no restored binding owns. */
+struct orphans {
+	struct nb *nb;
+	uint32_t *v;
+	size_t n, cap;
+};
+
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+	return (x > y) - (x < y);
+}
+
+static void orphan_mark(void *arg, uint32_t mark)
+{
+	struct orphans *o = arg;
+	struct in6_addr ext;
+	uint8_t proto;
+	uint16_t port;
+	if (!kmark_decode(&o->nb->conf, mark, &ext, &proto, &port) ||
+	    *rec_slot(&o->nb->recs, ext_key64(addr_to_v4(&ext), proto, port)))
+		return;
+	if (o->n == o->cap) {
+		size_t cap = o->cap ? o->cap * 2 : 64;
+		uint32_t *v = realloc(o->v, cap * sizeof(*v));
+		if (!v)
+			return;
+		o->v = v;
+		o->cap = cap;
+	}
+	o->v[o->n++] = mark;
+}
+
+static void flush_orphan_flows(struct nb *nb)
+{
+	struct orphans o = { .nb = nb };
+	pthread_mutex_lock(&nb->ctlock);
+	size_t n = 0;
+	if (nb->ct && ct_marks(nb->ct, orphan_mark, &o) == PERR_OK) {
+		qsort(o.v, o.n, sizeof(*o.v), cmp_u32);     /* one flush per mark */
+		for (size_t i = 0; i < o.n; i++) {
+			if (i && o.v[i] == o.v[i - 1])
+				continue;
+			ct_flush_mark(nb->ct, o.v[i], NULL);
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&nb->ctlock);
+	if (n)
+		log_info("nft: restore: flows of %zu binding(s) that ended while pcpd was down "
+			 "removed", n);
+	free(o.v);
+}
+
 static enum perr nft_restore(struct kbackend *kb, kbackend_restore_fn cb, void *arg)
 {
 	struct nb *nb = nbk(kb);
@@ -2246,6 +2302,7 @@ static enum perr nft_restore(struct kbackend *kb, kbackend_restore_fn cb, void *
 	}
 	rs_fix_commit(run, true);
 	update_elements(nb);
+	flush_orphan_flows(nb);
 	if (run->dropped || run->fixed)
 		log_info("nft: restore: %zu binding(s), %u inconsistent element(s) removed, "
 			 "%u repaired", run->nout, run->dropped, run->fixed);

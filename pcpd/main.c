@@ -234,8 +234,12 @@ int main(int argc, char **argv)
 	ev_timer_init(&mc.clients, on_clients, 60.0, 60.0);
 	mc.clients.data = &mc;
 	ev_timer_start(loop, &mc.clients);
+	/* clients of earlier runs stay known until they speak again */
+	int known = restart_load_clients(mc.srv->cfg->state_dir, mc.srv->subs);
+	if (known > 0)
+		log_info("%d known PCP client(s) from earlier runs", known);
 	if (mc.srv->kernel_fresh)
-		mc.announcer = announcer_start(loop, mc.srv->cfg->state_dir, mc.srv, mc.udp);
+		mc.announcer = announcer_start(loop, mc.srv, mc.udp);
 	ev_signal_init(&mc.sigint, on_stop, SIGINT);
 	ev_signal_init(&mc.sigterm, on_stop, SIGTERM);
 	ev_signal_init(&mc.sighup, on_hup, SIGHUP);

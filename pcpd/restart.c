@@ -182,37 +182,80 @@ static void on_announce(struct ev_loop *loop, ev_timer *w, int revents)
 	ev_timer_start(loop, &a->timer);
 }
 
-struct announcer *announcer_start(struct ev_loop *loop, const char *state_dir,
-				  struct pcpd_server *srv, struct udp_server *udp)
+int restart_load_clients(const char *state_dir, struct subscribers *subs)
 {
 	char path[512];
 	snprintf(path, sizeof(path), "%s/clients", state_dir);
 	FILE *f = fopen(path, "r");
 	if (!f)
-		return NULL;
-	struct announcer *a = calloc(1, sizeof(*a));
-	size_t cap = 0;
+		return 0;
+	int n = 0;
 	char line[256];
-	while (a && fgets(line, sizeof(line), f)) {
+	rcu_read_lock();
+	while (fgets(line, sizeof(line), f)) {
 		char c[ADDR_STRLEN], s[ADDR_STRLEN];
 		unsigned idx, port;
-		struct target t;
+		struct in6_addr ca, sa;
 		if (sscanf(line, "%u %45s %u %45s", &idx, c, &port, s) != 4 || port == 0 ||
-		    port > 65535 || !addr_parse(c, &t.client) || !addr_parse(s, &t.server))
+		    port > 65535 || !addr_parse(c, &ca) || !addr_parse(s, &sa))
 			continue;     /* a torn or foreign line: skip it */
-		t.sub = idx;
-		t.port = (uint16_t)port;
-		if (a->n == cap) {
-			cap = cap ? cap * 2 : 64;
-			struct target *nt = realloc(a->t, cap * sizeof(*nt));
-			if (!nt)
-				break;
-			a->t = nt;
+		struct subscriber *sub = subs_by_index_or_derive(subs, idx);
+		if (!sub)
+			continue;     /* no longer configured */
+		pthread_mutex_lock(&sub->lock);
+		if (!sub->client_port) {      /* a client seen since start wins */
+			sub->client_addr = ca;
+			sub->client_server = sa;
+			sub->client_port = (uint16_t)port;
+			n++;
 		}
-		a->t[a->n++] = t;
+		pthread_mutex_unlock(&sub->lock);
 	}
+	rcu_read_unlock();
 	fclose(f);
-	if (!a || a->n == 0) {
+	return n;
+}
+
+struct collect {
+	struct announcer *a;
+	size_t cap;
+};
+
+static int collect_one(void *arg, struct subscriber *sub)
+{
+	struct collect *c = arg;
+	struct announcer *a = c->a;
+	struct target t = { .sub = sub->index };
+	pthread_mutex_lock(&sub->lock);
+	t.client = sub->client_addr;
+	t.server = sub->client_server;
+	t.port = sub->client_port;
+	pthread_mutex_unlock(&sub->lock);
+	if (!t.port)
+		return 0;
+	if (a->n == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 64;
+		struct target *nt = realloc(a->t, cap * sizeof(*nt));
+		if (!nt)
+			return 1;
+		a->t = nt;
+		c->cap = cap;
+	}
+	a->t[a->n++] = t;
+	return 0;
+}
+
+struct announcer *announcer_start(struct ev_loop *loop, struct pcpd_server *srv,
+				  struct udp_server *udp)
+{
+	struct announcer *a = calloc(1, sizeof(*a));
+	if (!a)
+		return NULL;
+	struct collect c = { .a = a };
+	rcu_read_lock();
+	subs_foreach(srv->subs, collect_one, &c);
+	rcu_read_unlock();
+	if (a->n == 0) {
 		announcer_free(a);
 		return NULL;
 	}

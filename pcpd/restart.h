@@ -26,14 +26,19 @@
  * The chosen base is written back. */
 uint32_t restart_epoch(const char *state_dir, bool kernel_fresh, uint32_t now, bool *continued);
 
+/* Reads the clients file of the previous run back into the subscribers
+ * (derived ones are re-created), so that a later loss reaches clients
+ * that have not spoken since this start. Returns how many. */
+int restart_load_clients(const char *state_dir, struct subscribers *subs);
+
 /* Writes the clients file atomically (tmp + rename). Returns how many. */
 int restart_save_clients(const char *state_dir, struct subscribers *subs);
 
 struct announcer;
-/* Reads the clients file of the previous run and starts sending
- * unsolicited ANNOUNCEs on loop. NULL if there is nobody to tell. */
-struct announcer *announcer_start(struct ev_loop *loop, const char *state_dir,
-				  struct pcpd_server *srv, struct udp_server *udp);
+/* Starts sending unsolicited ANNOUNCEs on loop to every subscriber's known
+ * client (restart_load_clients() first). NULL if there is nobody to tell. */
+struct announcer *announcer_start(struct ev_loop *loop, struct pcpd_server *srv,
+				  struct udp_server *udp);
 unsigned announcer_sent(const struct announcer *a);
 void announcer_free(struct announcer *a);
 

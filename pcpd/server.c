@@ -52,8 +52,10 @@ long pcpd_server_restore(struct pcpd_server *s, uint32_t now)
 	rcu_read_lock();
 	subs_foreach(s->subs, provision_one, s);
 	rcu_read_unlock();
-	/* derived subscribers of the previous run come back with their bindings */
-	return s->kernel_fresh ? 0 : (long)engine_restore(&s->eng, now);
+	/* derived subscribers of the previous run come back with their bindings;
+	 * on a fresh table this finds nothing but still removes the flows of
+	 * bindings that were lost with it */
+	return (long)engine_restore(&s->eng, now);
 }
 
 void pcpd_server_free(struct pcpd_server *s)

@@ -1,14 +1,27 @@
 """Lab tests: pcpd with its nftables backend programs a real AFTR in
 network namespaces (tests/lab/lab.py), and real TCP and UDP traffic from
-an Internet host goes through its mappings to two B4s whose hosts share
+an Internet host goes through its mappings to B4s whose hosts all use
 192.168.1.2. b4a speaks PCP in plain IPv6 mode with THIRD_PARTY (from its
 B4 address), b4b in encapsulated mode (IPv4 from 192.168.1.2 to 192.0.0.1
 through its softwire).
 
 Every check is on what really happens: which host a packet reaches, what
 source address:port the Internet host sees, what the kernel holds
-(nft -j list map, conntrack -L). Waits have deadlines; assertions have no
-timing thresholds other than "did not arrive while we waited"."""
+(nft -j list map/set, conntrack -L). Waits have deadlines; assertions have
+no timing thresholds other than "did not arrive while we waited".
+
+  TestDataPlane       one lab: MAP TCP/UDP for two B4s, endpoint-independent
+                      outbound, delete and expiry on established flows,
+                      refresh, PEER (existing flow, new flow), FILTER,
+                      pcpctl mappings/subscribers vs the kernel
+  TestControlAdmin    pcpctl subscriber add / static add / flush / remove
+  TestQuotaHoldDown   max-mappings 3, hold-down: in the kernel too
+  TestRateLimit       rate-limit 1/s burst 3: in the kernel too
+  TestRestart         a lab per test: kill -9 under load, expiry while down,
+                      clean restart (keep-table true/false), clients known
+                      across restarts, table deleted while down (ANNOUNCE)
+
+Run: sudo PCPD_BUILD=build /usr/bin/python3 tests/lab/run.py [-k NAME]"""
 import os
 import socket
 import sys
@@ -487,6 +500,7 @@ class TestDataPlane(LabCase):
         ans = us.recv(2000).decode()
         seen = ans.rsplit(" ", 1)[-1]
         self.assertTrue(seen.startswith(lab.ext_addr("b4b") + ":"), ans)
+        self.assert_napt_port("b4b", seen)
         r = self.client("b4b").peer(UDP, 41000, (L.INET, 9000), nonce=nonce("q"))
         self.assertEqual(r.name, "SUCCESS", r)
         self.assertEqual("%s:%d" % (r.ext_addr, r.ext_port), seen)
@@ -497,9 +511,16 @@ class TestDataPlane(LabCase):
         conn = self.tcp_session("b4a", (L.INET, 9000), src=(HOST, 41001))
         seen = greeting_of(L.recv_line(conn))[1]
         self.assertTrue(seen and seen.startswith(lab.ext_addr("b4a") + ":"), seen)
+        self.assert_napt_port("b4a", seen)
         r = self.client("b4a").peer(TCP, 41001, (L.INET, 9000), nonce=nonce("s"))
         self.assertEqual(r.name, "SUCCESS", r)
         self.assertEqual("%s:%d" % (r.ext_addr, r.ext_port), seen)
+
+    def assert_napt_port(self, b4, endpoint):
+        """Dynamic NAPT uses the B4's block outside its PCP part."""
+        port = int(endpoint.rsplit(":", 1)[1])
+        self.assertIn(port, self.lab.block(b4), "%s: NAPT port outside its block" % b4)
+        self.assertNotIn(port, self.lab.pcp_range(b4), "%s: NAPT port in the PCP part" % b4)
 
     def test_peer_creates_mapping_the_flow_then_uses(self):
         """PEER for a flow that does not exist yet creates the implicit
@@ -918,6 +939,10 @@ class TestRestart(RestartCase):
             down = time.monotonic()
             # the kernel carries on without pcpd
             self.check_traffic(maps, "while pcpd is down")
+            # an element pcpd did not write (no user data): dropped on restore
+            bogus = (lab.ext_addr("b4a"), lab.pcp_range("b4a")[-1])
+            lab.nft("add", "element", "ip", lab.table, "pcp_dnat",
+                    "{ %s . tcp . %d timeout 1h : 192.168.1.2 . 22 }" % bogus)
             # down long enough that an epoch which forgot the downtime fails §8.5
             time.sleep(max(0, 4 - (time.monotonic() - down)))
             lab.start_pcpd()
@@ -946,6 +971,11 @@ class TestRestart(RestartCase):
             key = (PROTO[proto], r.ext_addr, r.ext_port)
             self.assertIn(key, after)
             self.assertEqual(after[key]["int"], before[key]["int"])
+        self.assertNotIn(("tcp",) + bogus, after, "an element without pcpd's user data survived "
+                         "the restore")
+        ctl = {m for m in map(mapping_tuple, lab.pcpctl("show", "mappings", json_out=True)) if m}
+        self.assertEqual(ctl, {(k[0], k[1], k[2]) + v["int"] for k, v in after.items()},
+                         "pcpctl after the restart vs the kernel")
         self.check_traffic(maps, "after the restart")
         self.assertEqual(L.udp_ask(lab, "b4b", (L.INET, 9000), b"p", src=(HOST, 41200)),
                          "inet: p from " + peer_ext, "the PEER mapping after the restart")
@@ -953,6 +983,78 @@ class TestRestart(RestartCase):
         self.assertEqual((pr2.name, "%s:%d" % (pr2.ext_addr, pr2.ext_port)),
                          ("SUCCESS", peer_ext), "PEER refresh after the restart")
         self.assertTrue(epoch_valid((pr.t, pr.epoch), (pr2.t, pr2.epoch)))
+
+    def test_expired_while_down_flows_stop_after_restart(self):
+        """A mapping whose lifetime ends while pcpd is down leaves the kernel
+        by its element timeout; its established flows must not outlive it:
+        once pcpd is back, no data reaches the host through them."""
+        lab = self.lab
+        srv = lab.tcp_server("b4a", 87)
+        c = self.client("b4a")
+        r = self.ok_map(c, TCP, 87, nonce=nonce("x"), lifetime=3)
+        conn = self.tcp_session("inet", (r.ext_addr, r.ext_port))
+        self.assertEqual(greeting_of(L.recv_line(conn))[0], "b4a")
+        lab.kill_pcpd()
+        gone = L.wait_for(lambda: ("tcp", r.ext_addr, r.ext_port) not in lab.dnat(), 10)
+        self.assertTrue(gone, "the kernel did not expire the element while pcpd was down")
+        lab.start_pcpd()
+        z = L.zone_of(L.B4S["b4a"]["index"])
+        flushed = L.wait_for(lambda: not [e for e in lab.conntrack(z, "tcp")
+                                          if e["orig"].get("dport") == r.ext_port], 5)
+        conn.sendall(b"after\n")
+        L.recv_line(conn, 1.5)
+        self.assertFalse(srv.got(b"after"), "data still reaches the host through a mapping that "
+                         "expired while pcpd was down (its conntrack entry was never removed)")
+        self.assertTrue(flushed, "conntrack entries of the expired mapping remain: %s" %
+                        [e["line"] for e in lab.conntrack(z, "tcp")])
+
+    def test_clean_restart_keep_table(self):
+        """SIGTERM with keep-table = true (the default) leaves the table and
+        its mappings in the kernel and the epoch runs on; with keep-table =
+        false the table goes at exit and the next start announces the loss."""
+        lab = self.lab
+        c = self.client("b4b", port=40300)
+        n = nonce("ct")
+        r1 = self.ok_map(c, TCP, 80, nonce=n)
+        self.assertEqual(lab.stop_pcpd(), 0)
+        self.assertTrue(lab.table_exists(), "keep-table = true, but the table is gone")
+        self.check_traffic({("b4b", TCP, 80): r1}, "while pcpd is stopped")
+        lab.start_pcpd()
+        r2 = self.ok_map(c, TCP, 80, nonce=n)
+        self.assertEqual(r2.ext_port, r1.ext_port)
+        self.assertTrue(epoch_valid((r1.t, r1.epoch), (r2.t, r2.epoch)),
+                        "epoch %d then %d" % (r1.epoch, r2.epoch))
+        c.drain()
+        self.assertEqual(c.unsolicited, [], "ANNOUNCE after a restart without loss")
+        lab.server_opts["keep-table"] = False
+        lab.restart_pcpd(kill=False)     # the new config only applies to this run's exit
+        r3 = self.ok_map(c, TCP, 80, nonce=n)
+        self.assertEqual(r3.ext_port, r1.ext_port)
+        self.assertEqual(lab.stop_pcpd(), 0)
+        self.assertFalse(lab.table_exists(), "keep-table = false, but the table stayed")
+        lab.start_pcpd()
+        got = L.wait_for(lambda: (c.drain(), c.unsolicited)[1], 10)
+        self.assertTrue(got, "no ANNOUNCE after the table was removed at exit\n" +
+                        lab.log()[-2000:])
+
+    def test_clients_remembered_across_restart(self):
+        """A client whose mapping survived a restart without loss is still
+        a client pcpd knows: if the state is lost later (table deleted while
+        pcpd is down), it gets the unsolicited ANNOUNCE although it has not
+        spoken to the restarted pcpd."""
+        lab = self.lab
+        c = self.client("b4a", port=40400)
+        r1 = self.ok_map(c, TCP, 80, nonce=nonce("cr"))
+        lab.restart_pcpd(kill=False)               # no loss: the mapping is restored
+        self.assertIn(("tcp", r1.ext_addr, r1.ext_port), lab.dnat())
+        self.assertEqual(lab.stop_pcpd(), 0)
+        lab.delete_table()
+        lab.start_pcpd()
+        got = L.wait_for(lambda: (c.drain(), c.unsolicited)[1], 10)
+        clients = open(os.path.join(lab.state_dir, "clients")).read() \
+            if os.path.exists(os.path.join(lab.state_dir, "clients")) else None
+        self.assertTrue(got, "the client of a restored mapping was not told of the state loss "
+                        "(state-dir clients file now: %r)\n%s" % (clients, lab.log()[-2000:]))
 
     def test_table_removed_restart_announces_and_clients_recover(self):
         """With pcpd's nft table deleted while it is down, the restart sends
