@@ -2240,7 +2240,8 @@ static void flush_orphan_flows(struct nb *nb)
 	pthread_mutex_lock(&nb->ctlock);
 	size_t n = 0;
 	if (nb->ct && ct_marks(nb->ct, orphan_mark, &o) == PERR_OK) {
-		qsort(o.v, o.n, sizeof(*o.v), cmp_u32);     /* one flush per mark */
+		if (o.n)
+			qsort(o.v, o.n, sizeof(*o.v), cmp_u32);   /* one flush per mark */
 		for (size_t i = 0; i < o.n; i++) {
 			if (i && o.v[i] == o.v[i - 1])
 				continue;
