@@ -1929,18 +1929,6 @@ static bool range_cmp_eq(const struct nftm_range *a, const struct nftm_range *b,
 	return n == 0 || memcmp(a, b, n * sizeof(*a)) == 0;
 }
 
-static int cmp_rng(const void *pa, const void *pb)
-{
-	const struct nftm_range *a = pa, *b = pb;
-	if (a->addr_lo != b->addr_lo)
-		return a->addr_lo < b->addr_lo ? -1 : 1;
-	if (a->addr_hi != b->addr_hi)
-		return a->addr_hi < b->addr_hi ? -1 : 1;
-	if (a->port_lo != b->port_lo)
-		return a->port_lo < b->port_lo ? -1 : 1;
-	return (int)a->port_hi - (int)b->port_hi;
-}
-
 enum { RS_SNAT, RS_OMARK, RS_DNAT, RS_IMARK, RS_FILT, RS_ALLOW, RS_N };
 static const enum nftm_set rs_sets[RS_N] = { NFTM_SNAT, NFTM_OMARK, NFTM_DNAT, NFTM_IMARK,
 					     NFTM_FILTERED, NFTM_ALLOW };
@@ -1992,7 +1980,7 @@ static size_t rs_allow_ranges(struct rs_run *run, const uint8_t *ekey, struct nf
 			al->v[i].claimed = true;
 	}
 	if (n)
-		qsort(v, n, sizeof(*v), cmp_rng);
+		qsort(v, n, sizeof(*v), nftm_range_cmp);
 	*out = v;
 	return n;
 }

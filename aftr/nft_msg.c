@@ -550,7 +550,7 @@ static int cmp_u16(const void *a, const void *b)
 	return (int)*(const uint16_t *)a - (int)*(const uint16_t *)b;
 }
 
-static int cmp_range(const void *pa, const void *pb)
+int nftm_range_cmp(const void *pa, const void *pb)
 {
 	const struct nftm_range *a = pa, *b = pb;
 	if (a->addr_lo != b->addr_lo)
@@ -628,7 +628,7 @@ size_t nftm_filter_ranges(const struct aftr_filter *f, unsigned n, struct nftm_r
 			emit(out, max, &cnt, v[i].lo, v[i].hi, (uint16_t)from, UINT16_MAX);
 	}
 	if (cnt <= max)
-		qsort(out, cnt, sizeof(*out), cmp_range);
+		qsort(out, cnt, sizeof(*out), nftm_range_cmp);
 	free(v);
 	free(ports);
 	return cnt;
@@ -662,7 +662,7 @@ long nftm_filters_from_ranges(const struct nftm_range *r, size_t n, struct aftr_
 	/* normalise: the same function that made the ranges decides */
 	size_t m = nftm_filter_ranges(f, (unsigned)n, chk, n + 1);
 	memcpy(in, r, n * sizeof(*in));
-	qsort(in, n, sizeof(*in), cmp_range);
+	qsort(in, n, sizeof(*in), nftm_range_cmp);
 	if (m != n || memcmp(chk, in, n * sizeof(*in)) != 0)
 		goto out;
 	/* the filters that survive normalisation */

@@ -307,4 +307,8 @@ void nftb_test_lose_acks(struct kbackend *kb, unsigned n);
 void nftb_test_txn_cap(struct kbackend *kb, unsigned n);
 #define NFTB_MAX_TXN_CHANGES 4096
 
+/* qsort order of ranges (address, then ports): the canonical order in
+ * which filters are compared and written. */
+int nftm_range_cmp(const void *pa, const void *pb);
+
 #endif

@@ -972,6 +972,16 @@ enum perr engine_sub_unprovision(struct engine *e, struct subscriber *sub)
 
 /* ---- control socket: static delete, flush ---- */
 
+/* What a binding counts against its subscriber's quota: the MAP part
+ * (static ones are free) and each PEER part. */
+static unsigned binding_parts(const struct binding *b)
+{
+	unsigned n = (b->flags & BF_MAP) && !(b->flags & BF_STATIC) ? 1 : 0;
+	for (const struct peer_part *p = b->peers; p; p = p->next)
+		n++;
+	return n;
+}
+
 /* Removes a binding whatever its parts (static included). Subscriber lock
  * held; returns with it released. */
 static void force_delete(struct engine *e, const struct engine_req *rq, struct binding *b,
@@ -989,10 +999,7 @@ static void force_delete(struct engine *e, const struct engine_req *rq, struct b
 		finish(done, arg, PERR_NO_RESOURCES, 0, false);
 		return;
 	}
-	int parts = (b->flags & BF_MAP) && !(b->flags & BF_STATIC) ? 1 : 0;
-	for (struct peer_part *p = b->peers; p; p = p->next)
-		parts++;
-	t->parts_delta = -parts;
+	t->parts_delta = -(int)binding_parts(b);
 	t->res.lifetime = 0;
 	b->flags |= BF_PENDING;
 	pthread_mutex_unlock(&sub->lock);
@@ -1167,7 +1174,6 @@ static void restore_one(void *arg, const struct kchange *c)
 		memcpy(fs->f, c->filters, c->nfilters * sizeof(fs->f[0]));
 		b->filters = fs;
 	}
-	unsigned parts = (c->flags & BF_MAP) && !(c->flags & BF_STATIC) ? 1 : 0;
 	for (unsigned i = 0; i < c->npeers; i++) {
 		struct peer_part *p = calloc(1, sizeof(*p));
 		if (!p)
@@ -1178,7 +1184,6 @@ static void restore_one(void *arg, const struct kchange *c)
 		p->expires = now + c->peers[i].timeout;
 		p->next = b->peers;
 		b->peers = p;
-		parts++;
 	}
 	if (!is_map && !b->peers) {
 		/* an outbound binding whose peers did not fit the element's user
@@ -1187,7 +1192,6 @@ static void restore_one(void *arg, const struct kchange *c)
 		if (p) {
 			p->expires = now + c->timeout;
 			b->peers = p;
-			parts++;
 		}
 	}
 	binding_update_expires(b);
@@ -1202,7 +1206,7 @@ static void restore_one(void *arg, const struct kchange *c)
 		return;
 	}
 	cds_list_add(&b->sub_node, &sub->bindings);
-	sub->nmappings += parts;
+	sub->nmappings += binding_parts(b);
 	pthread_mutex_unlock(&sub->lock);
 	run->restored++;
 }
