@@ -3,6 +3,7 @@
  * line; checks that span keys run after the parse, using the lines the
  * callbacks recorded. Any error rejects the whole file. */
 #include "pcpd/config.h"
+#include "pcpd/config_int.h"
 
 #include <confuse.h>
 #include <errno.h>
@@ -15,10 +16,6 @@
 #include <string.h>
 
 #define MAX_FILE_SIZE (16u << 20)
-#define SEC_MARK UINT_MAX            /* record index: "this section was seen" */
-/* Holds a subscriber section's opening line. '|' is libconfuse's section
- * path separator, so no file can name this option. */
-#define SECLINE_OPT "|line"
 #define NAME_CHARS "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-"
 
 /* ---- parse context: where messages go, which line each value came from */
@@ -60,8 +57,7 @@ static void vreport(int line, const char *fmt, va_list ap)
 	fprintf(ctx->err, "%s:%d: %s\n", ctx->name, line, msg);
 }
 
-static void report(int line, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void report(int line, const char *fmt, ...)
+void report(int line, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -80,12 +76,13 @@ static void on_cfg_error(cfg_t *cfg, const char *fmt, va_list ap)
 	for (size_t i = 0; i < sizeof(cfg_words) / sizeof(cfg_words[0]); i++)
 		if (strcmp(fmt, cfg_words[i][0]) == 0)
 			fmt = cfg_words[i][1];
+	if (cfg && cfg->name && strcmp(cfg->name, "ddns") == 0 && strcmp(fmt, cfg_words[1][1]) == 0)
+		fmt = "duplicate provider or binding name '%s'";
 	vreport(cfg ? cfg->line : 0, fmt, ap);
 }
 
 /* For value callbacks: report at the current line, make libconfuse stop. */
-static int fail(cfg_t *cfg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(cfg_t *cfg, const char *fmt, ...)
+int fail(cfg_t *cfg, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -121,7 +118,7 @@ static bool rec_grow(void)
 }
 
 /* Lines are only for messages: when memory is short they are lost, not the parse. */
-static void rec_add(const void *key, unsigned idx, int line)
+void rec_add(const void *key, unsigned idx, int line)
 {
 	if (!ctx->parsing || (ctx->nrecs == ctx->cap && !rec_grow()))
 		return;
@@ -131,7 +128,7 @@ static void rec_add(const void *key, unsigned idx, int line)
 }
 
 /* The latest line recorded for key/idx, 0 if none. */
-static int rec_find(const void *key, unsigned idx)
+int rec_find(const void *key, unsigned idx)
 {
 	if (!ctx->cap || !key)
 		return 0;
@@ -148,7 +145,7 @@ static unsigned val_index(const cfg_opt_t *opt)
 
 /* Records where a value came from; a key given twice is an error
  * (libconfuse would silently keep the last). "+=" appends to a list. */
-static bool note_value(cfg_t *cfg, cfg_opt_t *opt)
+bool note_value(cfg_t *cfg, cfg_opt_t *opt)
 {
 	unsigned idx = val_index(opt);
 	int first = idx == 0 ? rec_find(opt, 0) : 0;
@@ -162,7 +159,7 @@ static bool note_value(cfg_t *cfg, cfg_opt_t *opt)
 
 /* Line of a key's value (idx-th list entry), else the section's last line
  * (libconfuse keeps no other line for a section). */
-static int opt_line(cfg_t *sec, const char *name, unsigned idx)
+int opt_line(cfg_t *sec, const char *name, unsigned idx)
 {
 	int line = rec_find(cfg_getopt(sec, name), idx);
 	return line ? line : sec->line;
@@ -174,7 +171,7 @@ static int line_max(cfg_t *sec, const char *k1, const char *k2)
 	return a || b ? (a > b ? a : b) : sec->line;
 }
 
-static int sec_line(cfg_t *sec)
+int sec_line(cfg_t *sec)
 {
 	int line = rec_find(sec, SEC_MARK);
 	return line ? line : sec->line;
@@ -295,6 +292,15 @@ static const struct range int_ranges[] = {
 	{ "rate-burst", 1, UINT32_MAX },
 	{ "hold-down", 0, 86400 },
 	{ "index", 0, UINT32_MAX },
+	{ "debounce-ms", 0, 3600000 },
+	{ "queue-size", 16, 1u << 24 },
+	{ "startup-grace", 0, 86400 },
+	{ "ttl", 1, 86400 },
+	{ "timeout-ms", 100, 600000 },
+	{ "rate-per-second", 0, 100000 },
+	{ "rate-per-hour", 0, 100000000 },
+	{ "backoff-min-ms", 10, 3600000 },
+	{ "backoff-max-ms", 10, 86400000 },
 };
 
 struct choice {
@@ -413,7 +419,7 @@ static bool valid_sub_name(const char *s)
 
 /* ---- value callbacks (libconfuse parsecb) ---- */
 
-static int cb_uint(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *res)
+int cb_uint(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *res)
 {
 	unsigned long min = 0, max = UINT32_MAX;
 	for (size_t i = 0; i < sizeof(int_ranges) / sizeof(int_ranges[0]); i++)
@@ -434,7 +440,7 @@ static int cb_uint(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *res)
 	return 0;
 }
 
-static int cb_bool(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *res)
+int cb_bool(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *res)
 {
 	if (!note_value(cfg, opt))
 		return -1;
@@ -616,7 +622,7 @@ static int cb_ifname(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *res)
 }
 
 /* Runs when a subscriber section opens (its defaults are set then). */
-static int cb_secline(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *res)
+int cb_secline(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *res)
 {
 	(void)opt;
 	rec_add(cfg, SEC_MARK, cfg->line);
@@ -625,7 +631,7 @@ static int cb_secline(cfg_t *cfg, cfg_opt_t *opt, const char *v, void *res)
 }
 
 /* server and aftr may appear once (libconfuse would merge repeats). */
-static int on_section_end(cfg_t *cfg, cfg_opt_t *opt)
+int on_section_end(cfg_t *cfg, cfg_opt_t *opt)
 {
 	int first = rec_find(opt, SEC_MARK);
 	if (first) {
@@ -695,6 +701,7 @@ static cfg_opt_t root_opts[] = {
 	CFG_SEC("server", server_opts, CFGF_NONE),
 	CFG_SEC("control", control_opts, CFGF_NONE),
 	CFG_SEC("aftr", aftr_opts, CFGF_NONE),
+	CFG_SEC("ddns", ddns_opts, CFGF_NONE),
 	CFG_END()
 };
 
@@ -978,6 +985,7 @@ static struct pcpd_config *build(cfg_t *root)
 			check_b4_prefixes(a, &c->aftr);
 		check_subs(a, &c->aftr, ports_ok);
 		check_kernel_limits(s, a, c);
+		get_ddns(root, c);
 	}
 	if (ctx->nerr) {
 		pcpd_config_free(c);
@@ -1008,6 +1016,7 @@ struct pcpd_config *pcpd_config_load_buf(const char *buf, const char *name, FILE
 			cfg_set_validate_func(root, "server", on_section_end);
 			cfg_set_validate_func(root, "aftr", on_section_end);
 			cfg_set_validate_func(root, "control", on_section_end);
+			cfg_set_validate_func(root, "ddns", on_section_end);
 			x.parsing = true;
 			int rc = cfg_parse_buf(root, text);
 			x.parsing = false;
@@ -1097,5 +1106,6 @@ void pcpd_config_free(struct pcpd_config *c)
 	if (!c)
 		return;
 	free(c->aftr.subs);
+	free(c->ddns.bindings);
 	free(c);
 }

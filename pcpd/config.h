@@ -10,6 +10,7 @@
 #include "aftr/aftr_config.h"
 #include "common/addr.h"
 #include "common/log.h"
+#include "ddns-hook/conf.h"
 
 #define PCPD_MAX_LISTEN 16
 
@@ -38,6 +39,8 @@ struct pcpd_config {
 	char ctl_admin_group[33];        /* "" = root only */
 	/* aftr { } */
 	struct aftr_config aftr;
+	/* ddns { } */
+	struct ddns_conf ddns;
 };
 
 /* Parses path. On error returns NULL and has written "file:line: message"

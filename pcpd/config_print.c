@@ -109,10 +109,107 @@ static void print_aftr(const struct aftr_config *c, FILE *out)
 	fputs("}\n", out);
 }
 
+/* A libconfuse string: quotes and backslashes escaped. */
+static void qstr(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fputc('\\', out);
+		fputc(*s, out);
+	}
+	fputc('"', out);
+}
+
+static void kv(FILE *out, const char *k, const char *v)
+{
+	if (!v[0])
+		return;
+	fprintf(out, "    %s = ", k);
+	qstr(out, v);
+	fputc('\n', out);
+}
+
+static void print_provider(const struct ddns_provider_conf *p, FILE *out)
+{
+	char a[ADDR_STRLEN];
+	fputs("  provider ", out);
+	qstr(out, p->name);
+	fprintf(out, " {\n    type = %s\n", ddns_ptype_str(p->type));
+	switch (p->type) {
+	case DDNS_RFC2136:
+		fprintf(out, "    server = \"%s\"\n    port = %u\n", addr_str(&p->server, a), p->port);
+		kv(out, "zone", p->zone);
+		kv(out, "key-name", p->key_name);
+		kv(out, "key-algorithm", p->key_algorithm);
+		kv(out, "key-file", p->key_file);
+		fprintf(out, "    tcp = %s\n", p->tcp ? "true" : "false");
+		break;
+	case DDNS_DYNDNS2:
+	case DDNS_WEBHOOK:
+		kv(out, "url", p->url);
+		kv(out, "ca-file", p->ca_file);
+		kv(out, "user-agent", p->user_agent);
+		kv(out, "credentials-file", p->credentials_file);
+		kv(out, "hmac-key-file", p->hmac_key_file);
+		break;
+	case DDNS_EXEC:
+		kv(out, "command", p->command);
+		if (p->nargs) {
+			fputs("    args = {", out);
+			for (unsigned i = 0; i < p->nargs; i++) {
+				fputs(i ? ", " : "", out);
+				qstr(out, p->args[i]);
+			}
+			fputs("}\n", out);
+		}
+		break;
+	}
+	fprintf(out, "    ttl = %u\n    timeout-ms = %u\n    rate-per-second = %u\n    rate-per-hour = %u\n"
+		     "    backoff-min-ms = %u\n    backoff-max-ms = %u\n  }\n",
+		p->ttl, p->timeout_ms, p->rate_per_sec, p->rate_per_hour, p->backoff_min_ms, p->backoff_max_ms);
+}
+
+static void print_binding(const struct ddns_binding_conf *b, FILE *out)
+{
+	char pfx[ADDR_STRLEN + 8];
+	fputs("  binding ", out);
+	qstr(out, b->name);
+	fputs(" {\n", out);
+	kv(out, "provider", b->provider);
+	kv(out, "subscriber", b->subscriber);
+	if (b->b4.plen)
+		kv(out, "subscribers", prefix_str(&b->b4, pfx, sizeof(pfx)));
+	fprintf(out, "    a = %s\n", b->a ? "true" : "false");
+	if (b->nsrv) {
+		fputs("    srv = {", out);
+		for (unsigned i = 0; i < b->nsrv; i++)
+			fprintf(out, "%s\"%s=%u\"", i ? ", " : "", b->srv[i].service, b->srv[i].int_port);
+		fputs("}\n", out);
+	}
+	kv(out, "txt", b->txt);
+	fputs("  }\n", out);
+}
+
+/* Only when enabled: a file without the section prints as before. */
+static void print_ddns(const struct ddns_conf *c, FILE *out)
+{
+	if (!c->enabled)
+		return;
+	fprintf(out, "\nddns {\n  enabled = true\n  debounce-ms = %u\n  queue-size = %u\n  startup-grace = %u\n",
+		c->debounce_ms, c->queue_size, c->startup_grace);
+	for (unsigned i = 0; i < c->nproviders; i++)
+		print_provider(&c->providers[i], out);
+	for (unsigned i = 0; i < c->nbindings; i++)
+		print_binding(&c->bindings[i], out);
+	fputs("}\n", out);
+}
+
 void pcpd_config_print(const struct pcpd_config *c, FILE *out)
 {
 	print_server(c, out);
 	print_control(c, out);
 	fputc('\n', out);
 	print_aftr(&c->aftr, out);
+	print_ddns(&c->ddns, out);
 }

@@ -14,6 +14,7 @@
 
 struct ev_loop;
 struct pcpd_server;
+struct ddns_hook;
 
 struct ctl_conf {
 	char admin_path[108];        /* "" = no admin socket */
@@ -25,6 +26,7 @@ struct ctl_info {
 	const char *conf_path;       /* not copied: must outlive the ctl */
 	uint32_t start_sec;          /* mtime_sec() at start */
 	unsigned workers;
+	struct ddns_hook *ddns;      /* NULL: no DDNS hook */
 };
 
 struct ctl;

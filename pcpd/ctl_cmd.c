@@ -25,6 +25,13 @@ static const struct ctl_cmd *const commands[] = {
 	&ctl_cmd_subscriber_add,
 	&ctl_cmd_subscriber_remove,
 	&ctl_cmd_subscriber_flush,
+	&ctl_cmd_ddns_status,
+	&ctl_cmd_ddns_providers,
+	&ctl_cmd_ddns_bindings,
+	&ctl_cmd_ddns_add,
+	&ctl_cmd_ddns_set,
+	&ctl_cmd_ddns_del,
+	&ctl_cmd_ddns_reset,
 };
 
 const char *ctl_ecode_str(enum ctl_ecode c)
@@ -389,6 +396,7 @@ void ctl_ctx_init(struct ctl_ctx *cx, struct pcpd_server *srv, const struct ctl_
 	cx->conf_path = info->conf_path;
 	cx->start_sec = info->start_sec;
 	cx->workers = info->workers;
+	cx->ddns = info->ddns;
 	cx->clock = mtime_sec;
 	pthread_mutex_init(&cx->lock, NULL);
 }

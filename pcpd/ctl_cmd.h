@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "ddns-hook/hook.h"
 #include "pcpd/ctl.h"
 #include "pcpd/server.h"
 
@@ -146,6 +147,7 @@ struct ctl_ctx {
 	const char *conf_path;
 	uint32_t start_sec;
 	unsigned workers;
+	struct ddns_hook *ddns;    /* NULL: the hook is off */
 	uint32_t (*clock)(void);   /* monotonic seconds (tests substitute one) */
 	/* completions of kernel operations: pushed from whatever thread runs
 	 * the engine's done(), run on the main thread by ctl_ctx_drain() */
@@ -273,6 +275,8 @@ bool ctl_mfilter_match(const struct ctl_mfilter *f, const struct binding *b);
 /* The commands (ctl_show.c, ctl_admin.c). */
 extern const struct ctl_cmd ctl_cmd_status, ctl_cmd_stats, ctl_cmd_show_mappings,
 	ctl_cmd_show_subscribers, ctl_cmd_static_add, ctl_cmd_static_del,
-	ctl_cmd_subscriber_add, ctl_cmd_subscriber_remove, ctl_cmd_subscriber_flush;
+	ctl_cmd_subscriber_add, ctl_cmd_subscriber_remove, ctl_cmd_subscriber_flush,
+	ctl_cmd_ddns_status, ctl_cmd_ddns_providers, ctl_cmd_ddns_bindings, ctl_cmd_ddns_add,
+	ctl_cmd_ddns_set, ctl_cmd_ddns_del, ctl_cmd_ddns_reset;
 
 #endif

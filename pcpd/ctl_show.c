@@ -573,6 +573,8 @@ static void stats(struct ctl_call *c, const struct ctl_aval *av)
 		jadd(o, "pcp", pcp_stats(&s->handler.stats));
 		jadd(o, "engine", engine_stats(&s->eng.stats));
 		jadd(o, "kernel", kernel_stats(s->kb));
+		if (c->cx->ddns)
+			jadd(o, "ddns", ddns_hook_stats(c->cx->ddns));
 	}
 	ctl_emit(c, o);
 	ctl_end_ok(c);

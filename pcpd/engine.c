@@ -203,6 +203,16 @@ static void log_binding(const char *what, const struct subscriber *sub, const st
 		 addr_str(&b->int_addr, in), b->int_port, addr_str(&b->ext_addr, ex), b->ext_port);
 }
 
+/* Tells the observer (the DDNS hook) that an inbound mapping appeared or
+ * went. Sub lock held: per subscriber, events leave in the order the
+ * changes happened. */
+static void notify(const struct engine *e, const struct subscriber *sub, const struct binding *b, bool up,
+		   uint32_t now)
+{
+	if (e->obs)
+		e->obs->mapping(e->obs->ctx, sub, b, up, now);
+}
+
 /* Unlinks b from its subscriber's list and the table (sub lock held). */
 static void unlink_binding(struct engine *e, struct binding *b)
 {
@@ -242,11 +252,16 @@ static void tx_done(void *arg, enum perr kerr)
 			if (pa)
 				portalloc_release(pa, b->ext_port, t->now, 0, NULL);
 			sub->nmappings -= (uint32_t)t->parts_delta;
+			/* a snapshot may have seen it while it was pending */
+			if (b->flags & (BF_MAP | BF_STATIC))
+				notify(e, sub, b, false, t->now);
 			unlink_binding(e, b);
 		}
 	} else if (t->kind == TX_CREATE) {
 		e->stats.created++;
 		log_binding("created", sub, b);
+		if (b->flags & (BF_MAP | BF_STATIC))
+			notify(e, sub, b, true, t->now);
 	} else if (t->kind == TX_DELETE) {
 		struct port_owner o;
 		owner_of(b, &o);
@@ -256,6 +271,8 @@ static void tx_done(void *arg, enum perr kerr)
 		sub->nmappings -= (uint32_t)-t->parts_delta;
 		e->stats.deleted++;
 		log_binding("deleted", sub, b);
+		if (b->flags & (BF_MAP | BF_STATIC))
+			notify(e, sub, b, false, t->now);
 		unlink_binding(e, b);
 	} else {
 		/* TX_UPDATE: apply the new state */
@@ -286,9 +303,11 @@ static void tx_done(void *arg, enum perr kerr)
 		if (had_map && !(b->flags & BF_MAP)) {
 			e->stats.deleted++;
 			log_binding("deleted", sub, b);
+			notify(e, sub, b, false, t->now);
 		} else if (!had_map && (b->flags & BF_MAP)) {
 			e->stats.created++;
 			log_binding("created", sub, b);
+			notify(e, sub, b, true, t->now);
 		} else {
 			e->stats.refreshed++;
 		}
@@ -883,6 +902,7 @@ static void expire_one(void *arg, struct binding *b)
 		gone++;
 		if (b->peers)
 			log_binding("expired (inbound part; outbound stays)", sub, b);
+		notify(e, sub, b, false, now);
 	}
 	sub->nmappings -= gone;
 	e->stats.expired += gone;

@@ -34,6 +34,15 @@ struct engine_stats {
 	_Atomic uint64_t created, deleted, expired, refreshed, kernel_failures;
 };
 
+/* Who wants to know when an inbound mapping (MAP, NAT-PMP, static)
+ * appears or goes: the DDNS hook. Called with the subscriber's lock held
+ * on the PCP path, so it must only queue. */
+struct engine_observer {
+	void *ctx;
+	void (*mapping)(void *ctx, const struct subscriber *sub, const struct binding *b, bool up,
+			uint32_t now);
+};
+
 struct engine {
 	struct engine_limits lim;
 	pthread_mutex_t prov_lock;    /* serialises data-plane provisioning */
@@ -41,6 +50,7 @@ struct engine {
 	struct table *table;
 	struct kbackend *kb;
 	struct engine_stats stats;
+	const struct engine_observer *obs;  /* NULL: nobody */
 };
 
 struct engine_req {

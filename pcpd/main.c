@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/mtime.h"
 #include "pcpd/ctl.h"
+#include "pcpd/ddns_glue.h"
 #include "pcpd/restart.h"
 #include "pcpd/server.h"
 #include "pcpd/udp.h"
@@ -32,6 +33,7 @@ struct mainctx {
 	ev_signal sigint, sigterm, sighup;
 	struct announcer *announcer;
 	struct ctl *ctl;
+	struct pcpd_ddns *ddns;
 };
 
 static void usage(FILE *f)
@@ -126,6 +128,26 @@ static void on_hup(struct ev_loop *loop, ev_signal *s, int revents)
 	pcpd_config_free(c);
 }
 
+/* pcpd -n also checks what the hook would refuse at start: secret files
+ * that are missing, empty, or readable by group or others. */
+static int check_secrets(const char *conf, const struct ddns_conf *d)
+{
+	int bad = 0;
+	for (unsigned i = 0; d->enabled && i < d->nproviders; i++) {
+		const struct ddns_provider_conf *p = &d->providers[i];
+		const char *files[] = { p->key_file, p->credentials_file, p->hmac_key_file };
+		for (unsigned k = 0; k < 3; k++) {
+			char buf[1024], err[512];
+			if (files[k][0] && ddns_secret_read(files[k], buf, sizeof(buf), err, sizeof(err)) < 0) {
+				fprintf(stderr, "%s: provider '%s': %s\n", conf, p->name, err);
+				bad = -1;
+			}
+			memset(buf, 0, sizeof(buf));
+		}
+	}
+	return bad;
+}
+
 int main(int argc, char **argv)
 {
 	const char *conf = DEFAULT_CONF;
@@ -153,6 +175,10 @@ int main(int argc, char **argv)
 	if (!cfg)
 		return 1;
 	if (check) {
+		if (check_secrets(conf, &cfg->ddns) < 0) {
+			pcpd_config_free(cfg);
+			return 1;
+		}
 		if (verbose)
 			pcpd_config_print(cfg, stdout);
 		pcpd_config_free(cfg);
@@ -186,8 +212,26 @@ int main(int argc, char **argv)
 		 continued ? "continues" : "starts at 0", pcp_epoch(&mc.srv->handler, now));
 	if (restored < 0)
 		log_warn("some subscribers could not be provisioned");
+	/* the hook starts before requests are served: its first snapshot has
+	 * every restored mapping, later ones arrive as events */
+	char derr[512];
+	mc.ddns = pcpd_ddns_new(mc.srv, derr, sizeof(derr));
+	if (!mc.ddns && derr[0]) {
+		log_err("ddns: %s; not starting", derr);
+		pcpd_server_free(mc.srv);
+		rcu_unregister_thread();
+		return 1;
+	}
+	if (mc.ddns && pcpd_ddns_start(mc.ddns, mc.srv->kernel_fresh) < 0) {
+		log_err("ddns: cannot start the hook thread");
+		pcpd_ddns_free(mc.ddns);
+		pcpd_server_free(mc.srv);
+		rcu_unregister_thread();
+		return 1;
+	}
 	mc.udp = udp_server_new(&mc.srv->handler, mc.srv->cfg);
 	if (!mc.udp || udp_server_start(mc.udp) < 0) {
+		pcpd_ddns_free(mc.ddns);
 		udp_server_free(mc.udp);
 		pcpd_server_free(mc.srv);
 		rcu_unregister_thread();
@@ -212,7 +256,8 @@ int main(int argc, char **argv)
 				 mc.srv->cfg->ctl_admin_group);
 	}
 	struct ctl_info ci = { .conf_path = conf, .start_sec = now,
-			       .workers = udp_server_workers(mc.udp) };
+			       .workers = udp_server_workers(mc.udp),
+			       .ddns = pcpd_ddns_hook(mc.ddns) };
 	/* the socket directory (/run/pcpd) may not exist yet */
 	for (const char *p = cc.admin_path; p; p = p == cc.admin_path ? cc.monitor_path : NULL) {
 		char dir[108];
@@ -227,6 +272,7 @@ int main(int argc, char **argv)
 	mc.ctl = ctl_new(mc.srv, loop, &cc, &ci);
 	if (!mc.ctl) {
 		udp_server_free(mc.udp);
+		pcpd_ddns_free(mc.ddns);
 		pcpd_server_free(mc.srv);
 		rcu_unregister_thread();
 		return 1;
@@ -260,6 +306,7 @@ int main(int argc, char **argv)
 
 	ctl_free(mc.ctl);
 	udp_server_free(mc.udp);
+	pcpd_ddns_free(mc.ddns);        /* after the workers: no more events */
 	announcer_free(mc.announcer);
 	restart_save_clients(mc.srv->cfg->state_dir, mc.srv->subs);
 	pcpd_server_free(mc.srv);

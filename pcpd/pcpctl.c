@@ -151,6 +151,30 @@ static const struct column mapping_cols[] = {
 	{ NULL, NULL, NULL, NULL },
 };
 
+static const struct column ddns_cols[] = {
+	{ "NAME", "name", NULL, f_val },
+	{ "PROVIDER", "provider", NULL, f_val },
+	{ "STATE", "state", NULL, f_val },
+	{ "PUBLISHED", "published", NULL, f_val },
+	{ "LAST", "last_result", NULL, f_val },
+	{ "NEXT(s)", "next_attempt_in", NULL, f_val },
+	{ "ERROR", "error", NULL, f_val },
+	{ NULL, NULL, NULL, NULL },
+};
+
+static const struct column provider_cols[] = {
+	{ "PROVIDER", "name", NULL, f_val },
+	{ "TYPE", "type", NULL, f_val },
+	{ "STATE", "state", NULL, f_val },
+	{ "SENT", "sent", NULL, f_val },
+	{ "OK", "ok", NULL, f_val },
+	{ "TRANSIENT", "transient", NULL, f_val },
+	{ "PERMANENT", "permanent", NULL, f_val },
+	{ "RATE-WAITS", "rate_waits", NULL, f_val },
+	{ "REASON", "reason", NULL, f_val },
+	{ NULL, NULL, NULL, NULL },
+};
+
 static const struct column subscriber_cols[] = {
 	{ "INDEX", "index", NULL, f_val },
 	{ "NAME", "name", NULL, f_val },
@@ -534,6 +558,39 @@ static int a_sub_one(json_object *a, int argc, char **argv)
 	return put_value(a, "subscriber", K_STR, argv[0]);
 }
 
+/* [NAME] */
+static int a_opt_name(json_object *a, int argc, char **argv)
+{
+	if (argc > 1)
+		return -1;
+	return argc ? put_value(a, "name", K_STR, argv[0]) : 0;
+}
+
+static int a_name(json_object *a, int argc, char **argv)
+{
+	if (argc != 1)
+		return -1;
+	return put_value(a, "name", K_STR, argv[0]);
+}
+
+/* NAME provider P (subscriber S | subscribers PREFIX) [a 0|1] [srv LIST] [txt TEXT] */
+static int a_ddns_add(json_object *a, int argc, char **argv)
+{
+	static const struct kw kws[] = {
+		{ "provider", "provider", K_STR }, { "subscriber", "subscriber", K_STR },
+		{ "subscribers", "subscribers", K_STR }, { "a", "a", K_UINT },
+		{ "srv", "srv", K_STR }, { "txt", "txt", K_STR }, { NULL, NULL, K_STR },
+	};
+	if (argc < 1 || put_value(a, "name", K_STR, argv[0]) < 0 ||
+	    keywords(a, kws, argc - 1, argv + 1) < 0)
+		return -1;
+	if (!get(a, "provider")) {
+		fprintf(stderr, "pcpctl: ddns add needs 'provider NAME'\n");
+		return -1;
+	}
+	return 0;
+}
+
 struct verb {
 	const char *w1, *w2;          /* command words */
 	const char *cmd;              /* protocol command */
@@ -561,6 +618,14 @@ static const struct verb verbs[] = {
 	  " NAME index N [b4 PREFIX] [interface IF]" },
 	{ "subscriber", "remove", "subscriber-remove", a_sub_one, NULL, NULL, " NAME|IDX" },
 	{ "subscriber", "flush", "subscriber-flush", a_sub_one, NULL, NULL, " NAME|IDX" },
+	{ "ddns", "status", "ddns-status", a_opt_name, ddns_cols, NULL, " [NAME|PROVIDER|BINDING]" },
+	{ "ddns", "providers", "ddns-providers", a_opt_name, provider_cols, NULL, " [PROVIDER]" },
+	{ "ddns", "bindings", "ddns-bindings", a_opt_name, NULL, NULL, " [BINDING|PROVIDER]" },
+	{ "ddns", "add", "ddns-add", a_ddns_add, NULL, NULL,
+	  " NAME provider P subscriber S|subscribers PREFIX [a 0|1] [srv LIST] [txt TEXT]" },
+	{ "ddns", "set", "ddns-set", a_ddns_add, NULL, NULL, " NAME provider P ... (as add)" },
+	{ "ddns", "del", "ddns-del", a_name, NULL, NULL, " BINDING" },
+	{ "ddns", "reset", "ddns-reset", a_name, NULL, NULL, " NAME|PROVIDER|*" },
 };
 
 static void usage(FILE *f)
@@ -578,6 +643,14 @@ static void usage(FILE *f)
 		"  subscriber add NAME index N [b4 PREFIX] [interface IF]\n"
 		"  subscriber remove NAME|IDX\n"
 		"  subscriber flush NAME|IDX\n"
+		"  ddns status [NAME|PROVIDER|BINDING]\n"
+		"  ddns providers [PROVIDER]\n"
+		"  ddns bindings [BINDING|PROVIDER]\n"
+		"  ddns add NAME provider P subscriber S|subscribers PREFIX [a 0|1]\n"
+		"           [srv _svc._tcp=PORT,...] [txt TEXT]\n"
+		"  ddns set NAME ... (as add: replaces a runtime binding)\n"
+		"  ddns del BINDING\n"
+		"  ddns reset NAME|PROVIDER|*\n"
 		"options:\n"
 		"  -s SOCKET   control socket (default %s if writable, else %s)\n"
 		"  -j          result objects as JSON lines\n"
