@@ -3,12 +3,13 @@
  * configured argv verbatim and a clean environment that describes the
  * update, so nothing a subscriber controls (names, TXT) is ever parsed.
  *
- * Children are started with clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)
- * and an exit signal of 0. That last part matters: pcpd's main thread runs
- * ev_default_loop, whose SIGCHLD watcher reaps with waitpid(-1). A child
- * that sends no signal on exit is a "clone child" which waitpid(-1)
- * without __WALL never sees, so its status stays ours to collect through
- * the pidfd. */
+ * Children are started vfork-style by clone(CLONE_PIDFD): the pidfd comes
+ * with the child, so no pid can be recycled under us, and waitid(P_PIDFD)
+ * reaps exactly that process. Somebody else may still reap it first: the
+ * default libev loop (pcpd's main thread) reaps every child with
+ * waitpid(-1) on SIGCHLD. The pidfd normally wakes us before the SIGCHLD
+ * is even sent; if we lose anyway, kernels >= 6.15 still hand out the
+ * status through PIDFD_GET_INFO, older ones make it a transient "lost". */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -37,6 +39,23 @@
 #define EXEC_ENV_BUF 16384
 #define EXEC_ARG_MAX sizeof(((struct ddns_provider_conf *)0)->args[0])
 #define EXEC_DEFAULT_TIMEOUT_MS 5000
+
+/* PIDFD_GET_INFO, first published layout (Linux 6.13; exit_code since
+ * 6.15). Local because Debian 12's headers predate it. */
+struct xpidfd_info {
+	uint64_t mask;
+	uint64_t cgroupid;
+	uint32_t ids[11];                /* pid, tgid, ppid, uids and gids */
+	int32_t exit_code;               /* wait status */
+};
+_Static_assert(sizeof(struct xpidfd_info) == 64, "PIDFD_INFO_SIZE_VER0");
+#define XPIDFD_GET_INFO _IOWR(0xFF, 11, struct xpidfd_info)
+#define XPIDFD_INFO_EXIT (1ull << 3)
+
+struct xstatus {
+	bool signaled;
+	int n;                           /* exit code or signal number */
+};
 
 struct xjob;
 
@@ -231,13 +250,11 @@ __attribute__((no_sanitize_address))
 static int child_main(void *arg)
 {
 	struct spawn_ctx *s = arg;
-	struct sigaction dfl, old;
+	struct sigaction dfl = { .sa_handler = SIG_DFL }, old;
 	sigset_t none;
 
 	/* Handlers and ignores of the daemon (SIGPIPE, ...) are not the
 	 * program's business: everything back to the default. */
-	memset(&dfl, 0, sizeof(dfl));
-	dfl.sa_handler = SIG_DFL;
 	for (int sig = 1; sig < NSIG; sig++)
 		if (sigaction(sig, NULL, &old) == 0 && old.sa_handler != SIG_DFL)
 			sigaction(sig, &dfl, NULL);
@@ -268,10 +285,37 @@ fail:
 	_exit(127);
 }
 
-static void reap_blocking(pid_t pid)
+/* The status from the pidfd of a child somebody else reaped. */
+static bool status_from_pidfs(int pidfd, struct xstatus *xs)
 {
-	while (waitpid(pid, NULL, __WALL) < 0 && errno == EINTR)
-		;
+	struct xpidfd_info info;
+	memset(&info, 0, sizeof(info));
+	info.mask = XPIDFD_INFO_EXIT;
+	if (ioctl(pidfd, XPIDFD_GET_INFO, &info) < 0 || !(info.mask & XPIDFD_INFO_EXIT))
+		return false;
+	xs->signaled = WIFSIGNALED(info.exit_code);
+	xs->n = xs->signaled ? WTERMSIG(info.exit_code) : WEXITSTATUS(info.exit_code);
+	return true;
+}
+
+/* Reaps the child behind pidfd. 1: *xs set; 0: still running (only
+ * without block); -1: gone, status unknown. */
+static int reap(int pidfd, bool block, struct xstatus *xs)
+{
+	siginfo_t si;
+	int r;
+
+	memset(&si, 0, sizeof(si));
+	do
+		r = waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED | __WALL | (block ? 0 : WNOHANG));
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return status_from_pidfs(pidfd, xs) ? 1 : -1;
+	if (si.si_pid == 0)
+		return 0;
+	xs->signaled = si.si_code != CLD_EXITED;
+	xs->n = si.si_status;
+	return 1;
 }
 
 /* Starts the program with stdout and stderr on outw. Returns 0 with pid
@@ -295,7 +339,7 @@ static int spawn(const struct xprov *p, char *const envp[], int outw, pid_t *pid
 	/* No handler of ours may run in the child while it shares our memory. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	pid_t c = clone(child_main, stk + sz, CLONE_VM | CLONE_VFORK | CLONE_PIDFD, &s, &fd);
+	pid_t c = clone(child_main, stk + sz, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &s, &fd);
 	int e = errno;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	munmap(stk, sz);
@@ -303,7 +347,8 @@ static int spawn(const struct xprov *p, char *const envp[], int outw, pid_t *pid
 	if (c < 0)
 		return e;
 	if (s.err) {
-		reap_blocking(c);
+		struct xstatus xs;
+		reap(fd, true, &xs);
 		close(fd);
 		*exec_failed = s.exec_failed;
 		return s.err;
@@ -340,7 +385,7 @@ static void set_result(struct ddns_result *r, enum ddns_rclass cls, const char *
 		r->msg[0] = '\0';
 }
 
-static void classify(const struct xjob *j, int status, struct ddns_result *r)
+static void classify(const struct xjob *j, const struct xstatus *xs, struct ddns_result *r)
 {
 	char line[EXEC_OUT_KEEP + 1], code[32], what[64];
 	enum ddns_rclass cls;
@@ -350,12 +395,12 @@ static void classify(const struct xjob *j, int status, struct ddns_result *r)
 		cls = DDNS_R_TRANSIENT;
 		snprintf(code, sizeof(code), "timeout");
 		snprintf(what, sizeof(what), "no exit within %" PRIu32 " ms, killed", j->p->timeout_ms);
-	} else if (WIFSIGNALED(status)) {
+	} else if (xs->signaled) {
 		cls = DDNS_R_TRANSIENT;
-		snprintf(code, sizeof(code), "signal-%d", WTERMSIG(status));
-		snprintf(what, sizeof(what), "killed by signal %d", WTERMSIG(status));
+		snprintf(code, sizeof(code), "signal-%d", xs->n);
+		snprintf(what, sizeof(what), "killed by signal %d", xs->n);
 	} else {
-		int ex = WEXITSTATUS(status);
+		int ex = xs->n;
 		/* 0 done, EX_TEMPFAIL retry later, anything else: the program
 		 * looked at this name and refused it. */
 		cls = ex == 0 ? DDNS_R_OK : ex == EX_TEMPFAIL ? DDNS_R_TRANSIENT : DDNS_R_PERM_NAME;
@@ -450,38 +495,33 @@ static void on_output(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 /* The leader through its pidfd (immune to pid reuse), then its process
- * group. The group id cannot name anyone else while the leader is
- * unreaped, and we only signal before reaping. */
+ * group, but only while the leader is unreaped (the pidfd signal worked):
+ * until then the group id cannot name anyone else. */
 static void job_signal(struct xjob *j, int sig)
 {
-	syscall(SYS_pidfd_send_signal, j->pidfd, sig, NULL, 0);
-	kill(-j->pid, sig);
+	if (syscall(SYS_pidfd_send_signal, j->pidfd, sig, NULL, 0) == 0)
+		kill(-j->pid, sig);
 }
 
 static void on_exit_ready(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct xjob *j = w->data;
-	int status = 0;
+	struct xstatus xs = { false, 0 };
 	(void)loop;
 	(void)revents;
 
-	/* A readable pidfd means the leader is a zombie: after a timeout,
+	/* A readable pidfd means the leader has exited: after a timeout,
 	 * whatever it left behind in its group goes too. */
 	if (j->timed_out)
-		kill(-j->pid, SIGKILL);
-	pid_t r;
-	do
-		r = waitpid(j->pid, &status, WNOHANG | __WALL);
-	while (r < 0 && errno == EINTR);
+		job_signal(j, SIGKILL);
+	int r = reap(j->pidfd, false, &xs);
 	if (r == 0)
 		return;
-	if (r < 0) {
-		/* Somebody reaped with __WALL behind our back: status unknown. */
-		set_result(&j->res, DDNS_R_TRANSIENT, "lost", "exit status lost", "");
-	} else {
-		out_drain(j);
-		classify(j, status, &j->res);
-	}
+	out_drain(j);
+	if (r < 0 && !j->timed_out)
+		set_result(&j->res, DDNS_R_TRANSIENT, "lost", "exit status reaped by somebody else", "");
+	else
+		classify(j, &xs, &j->res);
 	j->pid = 0;
 	job_finish(j);
 }
@@ -663,8 +703,9 @@ static void x_close(void *vp)
 	while (p->jobs) {
 		struct xjob *j = p->jobs;
 		if (j->pid) {
+			struct xstatus xs;
 			job_signal(j, SIGKILL);
-			reap_blocking(j->pid);
+			reap(j->pidfd, true, &xs);
 		}
 		job_release(j);
 		free(j);

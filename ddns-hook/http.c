@@ -3,10 +3,13 @@
  * avoided: fractional timeouts, no curl call from inside curl's own
  * callbacks, completion found by curl_multi_info_read only). */
 #include <curl/curl.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include "ddns-hook/http.h"
 
@@ -141,13 +144,10 @@ static void req_complete(struct http_req *rq, CURLcode res)
 }
 
 /* Ends a callback from the loop: a free() asked for meanwhile happens now. */
-static bool client_settle(struct http_client *cl)
+static void client_settle(struct http_client *cl)
 {
-	if (cl->dead && !cl->busy) {
+	if (cl->dead && !cl->busy)
 		client_destroy(cl);
-		return false;
-	}
-	return !cl->dead;
 }
 
 static void drain(struct http_client *cl)
@@ -158,11 +158,11 @@ static void drain(struct http_client *cl)
 	while (!cl->dead && (m = curl_multi_info_read(cl->multi, &left))) {
 		if (m->msg != CURLMSG_DONE)
 			continue;
-		struct http_req *rq = NULL;
+		char *priv = NULL;
 		CURLcode res = m->data.result;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&rq);
-		if (rq)
-			req_complete(rq, res);
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+		if (priv)
+			req_complete((struct http_req *)priv, res);
 	}
 }
 
@@ -263,7 +263,8 @@ static int curl_sock_cb(CURL *e, curl_socket_t fd, int what, void *userp, void *
 	int ev = (what & CURL_POLL_IN ? EV_READ : 0) | (what & CURL_POLL_OUT ? EV_WRITE : 0);
 	ev_io_stop(cl->loop, &s->io);
 	ev_io_set(&s->io, fd, ev);
-	ev_io_start(cl->loop, &s->io);
+	if (ev)
+		ev_io_start(cl->loop, &s->io);
 	return 0;
 }
 
@@ -314,6 +315,11 @@ struct http_client *http_client_new(struct ev_loop *loop, const struct ddns_prov
 	pthread_once(&global_once, global_init);
 	if (global_rc != CURLE_OK) {
 		snprintf(err, errlen, "libcurl: %s", curl_easy_strerror(global_rc));
+		return NULL;
+	}
+	/* a missing trust anchor is found now, not at the first update */
+	if (c->ca_file[0] && access(c->ca_file, R_OK) < 0) {
+		snprintf(err, errlen, "ca_file %s: %s", c->ca_file, strerror(errno));
 		return NULL;
 	}
 	struct http_client *cl = calloc(1, sizeof(*cl));
@@ -484,6 +490,11 @@ struct http_req *http_request(struct http_client *cl, enum http_method m, const 
 }
 
 /* ---- classification shared by the providers ---- */
+
+bool http_url_ok(const char *url)
+{
+	return !strncasecmp(url, "https://", 8) || !strncasecmp(url, "http://", 7);
+}
 
 void http_sanitize(char *dst, size_t dstlen, const char *s, size_t n)
 {

@@ -38,8 +38,9 @@ typedef void (*http_done_fn)(void *arg, const struct http_response *resp);
 struct http_client;
 struct http_req;
 
-/* Takes ca_file, user_agent and timeout_ms from c (copied). Returns NULL
- * with err written on failure. */
+/* Takes ca_file (must be readable; it adds to the system store, curl's
+ * CA path), user_agent ("" = "pcpd/<version>") and timeout_ms (0 = 5000)
+ * from c, copied. Returns NULL with err written on failure. */
 struct http_client *http_client_new(struct ev_loop *loop, const struct ddns_provider_conf *c,
 				    char *err, size_t errlen);
 
@@ -80,6 +81,10 @@ bool http_classify_transport(const struct http_response *resp, struct ddns_resul
  * line. */
 void http_classify_status(long status, uint32_t retry_after, const char *body, size_t len,
 			  struct ddns_result *r);
+
+/* An http:// or https:// URL (curl refuses every other scheme anyway;
+ * this lets open() say so before the daemon starts). */
+bool http_url_ok(const char *url);
 
 /* Copies at most n bytes of s into dst (size dstlen): leading blanks cut,
  * printable ASCII only (others become '?'), stopping at the first line

@@ -237,7 +237,17 @@ int main(int argc, char **argv)
 		rcu_unregister_thread();
 		return 1;
 	}
-	struct ev_loop *loop = ev_default_loop(0);
+	/* not the default loop: that one reaps every child (SIGCHLD), and the
+	 * DDNS hook's exec provider must collect its own children's status */
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	if (!loop) {
+		log_err("cannot create the event loop");
+		pcpd_ddns_free(mc.ddns);
+		udp_server_free(mc.udp);
+		pcpd_server_free(mc.srv);
+		rcu_unregister_thread();
+		return 1;
+	}
 	ev_timer_init(&mc.expiry, on_expiry, 1.0, 1.0);
 	mc.expiry.data = &mc;
 	ev_timer_start(loop, &mc.expiry);
@@ -310,6 +320,7 @@ int main(int argc, char **argv)
 	announcer_free(mc.announcer);
 	restart_save_clients(mc.srv->cfg->state_dir, mc.srv->subs);
 	pcpd_server_free(mc.srv);
+	ev_loop_destroy(loop);
 	rcu_unregister_thread();
 	close(lockfd);
 	return 0;
