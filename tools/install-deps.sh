@@ -8,8 +8,11 @@ PKGS=(
   libmnl-dev libnftnl-dev                         # nftables backend (netlink, nf_tables messages)
   libnetfilter-conntrack-dev                      # conntrack flush and PEER implicit mappings
   libjson-c-dev                                   # control socket protocol and pcpctl
+  libldns-dev libssl-dev                          # DDNS hook: RFC 2136 UPDATE + TSIG; HMAC for webhooks
+  libcurl4-openssl-dev libsqlite3-dev             # DDNS hook: dyndns2/webhook over HTTPS; durable state
   libcmocka-dev                                   # unit tests
   nftables conntrack netcat-openbsd               # lab tests and demo: inspect kernel state, traffic
+  knot knot-dnsutils openssl                      # lab/unit: a real DNS server, kdig; the test CA
   python3 python3-scapy                           # wire tests
   iproute2 procps                                 # namespaces for wire tests and the demo
 )

@@ -156,15 +156,31 @@ def render_section(name, opts, indent="  "):
     return "\n".join(lines)
 
 
+def render_ddns(d):
+    """ddns { }: plain keys, then titled provider and binding sections."""
+    lines = ["ddns {"]
+    for k, v in d.items():
+        if k in ("provider", "binding"):
+            for title, opts in v.items():
+                lines.append('  %s "%s" {' % (k, title))
+                lines += ["    %s = %s" % (kk, render(vv)) for kk, vv in opts.items()]
+                lines.append("  }")
+        else:
+            lines.append("  %s = %s" % (k, render(v)))
+    lines.append("}")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------- the lab
 class Lab:
     _count = 0
 
     def __init__(self, b4s=("b4a", "b4b"), server=None, aftr=None, tag=None,
-                 pcpd=None, pcpctl=None, control=True, configured=None):
+                 pcpd=None, pcpctl=None, control=True, configured=None, ddns=None):
         """server/aftr: pcpd.conf keys overriding the lab's defaults
         (None as a value removes a key). configured: the B4s pcpd.conf
-        names as subscribers (default: all of b4s)."""
+        names as subscribers (default: all of b4s). ddns: the ddns { }
+        section as a dict; "provider" and "binding" map titles to dicts."""
         Lab._count += 1
         self.tag = tag or "%d.%d" % (os.getpid(), Lab._count)
         self.b4s = list(b4s)
@@ -212,6 +228,8 @@ class Lab:
         }
         self.aftr_opts.update(aftr or {})
         self.control = control
+        self.ddns = ddns
+        self.knots = []                  # DNS servers (dnslab.Knot) to stop with the lab
         for d in (self.server_opts, self.aftr_opts):
             for k in [k for k, v in d.items() if v is None]:
                 del d[k]
@@ -230,6 +248,8 @@ class Lab:
         if self.control:
             text.append(render_section("control", {"socket": self.ctl_sock,
                                                    "monitor-socket": self.mon_sock}))
+        if self.ddns:
+            text.append(render_ddns(self.ddns))
         return "\n".join(text) + "\n"
 
     # -- deterministic allocation (RFC 7422, docs/config.md) ---------------
@@ -348,6 +368,9 @@ class Lab:
         (None if it was not running). The log is kept (and its path
         printed) when pcpd failed or a test asked for it."""
         rc = self.stop_pcpd()
+        for k in self.knots:
+            k.stop()
+        self.knots = []
         for s in self.servers:
             s.close()
         self.servers = []
