@@ -242,7 +242,8 @@ static int add_service(ldns_rr_list *l, const ldns_rdf *owner, const struct ddns
 static int fill_updates(ldns_rr_list *l, const ldns_rdf *owner, const struct ddns_update *u,
 			char *err, size_t errlen)
 {
-	if (!add_delete(l, owner, LDNS_RR_TYPE_A))
+	/* a binding without A leaves the name's A records to someone else */
+	if (u->a && !add_delete(l, owner, LDNS_RR_TYPE_A))
 		return DNS_E_NOMEM;
 	if (u->has_addr && u->a && !add_a(l, owner, u))
 		return DNS_E_NOMEM;
@@ -253,7 +254,7 @@ static int fill_updates(ldns_rr_list *l, const ldns_rdf *owner, const struct ddn
 		if (rc)
 			return rc;
 	}
-	if (!add_delete(l, owner, LDNS_RR_TYPE_TXT))
+	if (u->txt && !add_delete(l, owner, LDNS_RR_TYPE_TXT))
 		return DNS_E_NOMEM;
 	if (u->has_addr && u->txt && u->txt[0] && !add_txt(l, owner, u->txt, u->ttl))
 		return DNS_E_NOMEM;

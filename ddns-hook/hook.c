@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -229,6 +230,38 @@ static void orphan_done(struct ddns_hook *h, struct target *t)
 		h_subscriber_changed(h, v);
 }
 
+/* SRV owners the published value names ("SRV _http._tcp 1024") that the
+ * binding no longer has: a removed binding, or one changed to drop a
+ * service. They go into the update so its deletes cover them. */
+static void add_published_services(struct target *t, struct ddns_update *u)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < u->nservices && n < 2 * DDNS_MAX_SRV; i++)
+		t->svc[n++] = u->services[i];
+	for (const char *p = strstr(t->published, "SRV "); p && n < 2 * DDNS_MAX_SRV; p = strstr(p, "; SRV ")) {
+		p += p[0] == ';' ? 6 : 4;
+		size_t len = strcspn(p, " ;");
+		if (!len || len >= sizeof(t->svc[0].service))
+			continue;
+		bool known = false;
+		for (unsigned i = 0; i < n; i++)
+			known |= strlen(t->svc[i].service) == len && !strncasecmp(t->svc[i].service, p, len);
+		if (known)
+			continue;
+		struct ddns_srv_conf *s = &t->svc[n++];
+		memset(s, 0, sizeof(*s));
+		memcpy(s->service, p, len);
+		s->proto = len > 5 && !strncasecmp(p + len - 5, "._udp", 5) ? 17 : 6;
+	}
+	u->services = t->svc;
+	u->nservices = n;
+	/* what was published is ours to remove even if the binding changed */
+	if (!strncmp(t->published, "A ", 2))
+		u->a = true;
+	if (!u->txt && strstr(t->published, "; TXT "))
+		u->txt = "";
+}
+
 /* Fills u with what t should publish now. */
 static void target_desired(struct ddns_hook *h, struct target *t, struct ddns_update *u)
 {
@@ -238,6 +271,7 @@ static void target_desired(struct ddns_hook *h, struct target *t, struct ddns_up
 		struct ddns_subview *v = h->views.v[t->sub_index % DDNS_SUB_MAX];
 		ddns_desired(&t->b->c, v, wall(), u);
 	}
+	add_published_services(t, u);
 }
 
 static bool addr_only(const struct target *t)

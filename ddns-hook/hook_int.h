@@ -58,6 +58,9 @@ struct target {
 	uint64_t sending_seq;
 	int64_t last_try, last_at;
 	struct ddns_result last;
+	/* services of the next update: the binding's, plus those only the
+	 * published value still names (so they are removed, not orphaned) */
+	struct ddns_srv_conf svc[2 * DDNS_MAX_SRV];
 };
 
 #define target_of_timer(w) ((struct target *)((char *)(w) - offsetof(struct target, timer)))

@@ -39,8 +39,8 @@ struct ddns_update {
 	unsigned nservices;
 	struct ddns_srv_rec srv[DDNS_MAX_SRV_RECS]; /* current mappings (several per service possible) */
 	unsigned nsrv;
-	bool a;                          /* binding publishes an A record */
-	const char *txt;                 /* NULL = none */
+	bool a;                          /* the name's A records are ours (publish or remove) */
+	const char *txt;                 /* NULL: TXT is not ours; "": remove ours; else publish */
 	uint32_t ttl;
 };
 

@@ -85,7 +85,7 @@ char *webhook_body(const struct ddns_update *u, int64_t now)
 	json_object_object_add(o, "name", str_or_null(u->name));
 	json_object_object_add(o, "address", address_json(u));
 	json_object_object_add(o, "ttl", json_object_new_int64(u->ttl));
-	json_object_object_add(o, "txt", str_or_null(u->txt));
+	json_object_object_add(o, "txt", str_or_null(u->txt && u->txt[0] ? u->txt : NULL));
 	json_object_object_add(o, "time", json_object_new_int64(now));
 	json_object_object_add(o, "mappings", mappings_json(u));
 	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |

@@ -441,14 +441,14 @@ static void test_build_variants(void **state)
 {
 	(void)state;
 	struct ddns_update u;
-	/* no A published: delete only for A */
+	/* A not ours (a false): neither deleted nor added */
 	upd_init(&u, "h3." ZONE, true);
 	u.a = false;
-	assert_int_equal(build_count(&u), 7);
-	/* no TXT (NULL or empty) */
+	assert_int_equal(build_count(&u), 6);
+	/* TXT: NULL is not ours (untouched), "" removes ours */
 	upd_init(&u, "h3." ZONE, true);
 	u.txt = NULL;
-	assert_int_equal(build_count(&u), 7);
+	assert_int_equal(build_count(&u), 6);
 	u.txt = "";
 	assert_int_equal(build_count(&u), 7);
 	/* a mapping of a service that is not configured is not published */
@@ -1753,7 +1753,7 @@ static void publish_and_check(bool tcp, const char *name)
 	/* a changed state replaces the old one: no leftovers */
 	u.addr.s_addr = htonl(0xc0000263);        /* 192.0.2.99 */
 	u.nsrv = 1;
-	u.txt = NULL;
+	u.txt = "";                               /* ours, now removed */
 	r = knot_send(p, &u);
 	assert_int_equal(r.cls, DDNS_R_OK);
 	expect_rdata(name, LDNS_RR_TYPE_A, "192.0.2.99");
