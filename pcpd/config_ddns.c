@@ -220,7 +220,7 @@ static void get_provider(cfg_t *ps, struct ddns_provider_conf *p)
 		if (need && !key_set(ps, *k))
 			report(sec_line(ps), "provider '%s': %s provider needs %s", p->name, ddns_ptype_str(p->type), *k);
 		else if (!need && !may && key_set(ps, *k))
-			report(opt_line(ps, *k, 0), "provider '%s': %s is not used by a %s provider", p->name, *k,
+			report(opt_line(ps, *k, 0), "provider '%s': %s is not used by %s providers", p->name, *k,
 			       ddns_ptype_str(p->type));
 	}
 	if (cfg_getstr(ps, "server"))

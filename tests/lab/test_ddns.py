@@ -126,12 +126,14 @@ class TestDDNS(LabCase):
         self.assertEqual(rb.result, 0)
         self.assertNotEqual(ra.ext_port, rb.ext_port)
         _, da = wait_for(lambda: self.published("b4a", ra.ext_port))
+        seen_a = time.monotonic()
         self.assertIsNotNone(da, "b4a: SRV %s, A %s" % (self.srv("b4a"), self.knot.query("b4a." + Z, "A")))
         _, db = wait_for(lambda: self.published("b4b", rb.ext_port))
+        seen_b = time.monotonic()
         self.assertIsNotNone(db, "b4b: SRV %s" % self.srv("b4b"))
-        seen_a = t_a + da
-        print("\nMAP response -> records visible in knotd: b4a %.0f ms, b4b %.0f ms (debounce 200 ms)"
-              % (1000 * (seen_a - t_a), 1000 * (t_b + db - t_b)), file=sys.stderr)
+        # a figure, not a threshold: each kdig poll takes a few ms itself
+        print("\nMAP response -> A+SRV visible in knotd: b4a %.0f ms, b4b %.0f ms (debounce-ms 200)"
+              % (1000 * (seen_a - t_a), 1000 * (seen_b - t_b)), file=sys.stderr)
         self.assertEqual(self.knot.query("b4a." + Z, "TXT"), ['"pcpd lab"'])
         # the SRV's port really reaches b4a's host, the other one b4b's
         for b4 in ("b4a", "b4b"):

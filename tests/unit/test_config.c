@@ -71,10 +71,15 @@ static void assert_config_equal(const struct pcpd_config *a, const struct pcpd_c
 	memcpy(&x, a, sizeof(x));
 	memcpy(&y, b, sizeof(y));
 	x.aftr.subs = y.aftr.subs = NULL;
+	x.ddns.bindings = y.ddns.bindings = NULL;
 	assert_memory_equal(&x, &y, sizeof(x));
 	assert_int_equal(a->aftr.nsubs, b->aftr.nsubs);
 	if (a->aftr.nsubs)
 		assert_memory_equal(a->aftr.subs, b->aftr.subs, a->aftr.nsubs * sizeof(*a->aftr.subs));
+	assert_int_equal(a->ddns.nbindings, b->ddns.nbindings);
+	if (a->ddns.nbindings)
+		assert_memory_equal(a->ddns.bindings, b->ddns.bindings,
+				    a->ddns.nbindings * sizeof(*a->ddns.bindings));
 }
 
 /* print -> load -> equal, and the second print is identical. */
