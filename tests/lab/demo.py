@@ -4,16 +4,21 @@ tests/lab/lab.py with pcpd programming the AFTR's nftables.
 Two B4s whose hosts both use 192.168.1.2 each ask pcpd for TCP port 80
 with pcp-client, one in plain IPv6 mode (THIRD_PARTY), one in
 encapsulated mode; a small server behind each answers with its own name;
-the Internet host connects to both external address:port pairs. Then
-`pcpctl show mappings`, and everything is torn down (also on failure or
-Ctrl-C)."""
+the Internet host connects to both external address:port pairs. pcpd's
+DDNS hook publishes each B4's external address and port in a real DNS
+server (knotd in the AFTR namespace, RFC 2136 UPDATE signed with TSIG):
+the demo reads the A and SRV records back with kdig and connects to the
+port the SRV record names. Then `pcpctl show mappings`, `pcpctl ddns
+status`, and everything is torn down (also on failure or Ctrl-C)."""
 import argparse
 import os
 import shlex
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lab as L                                                  # noqa: E402
+import dnslab                                                    # noqa: E402
 
 BOLD, DIM, OFF = ("\033[1m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("", "", "")
 
@@ -30,11 +35,36 @@ def show(prompt, out):
     sys.stdout.flush()
 
 
-def dns_records(lab, mappings):
-    """Place for the DDNS hook (issue 4): once pcpd publishes A + SRV
-    records for the mappings, query the lab's DNS server here and print
-    them next to the answers above."""
-    return
+def dns_records(lab, knot, mappings):
+    """The DDNS hook's work: A + SRV (+ TXT) per B4 in knotd, read back
+    with kdig as any resolver would; then a connection to the port the SRV
+    record names. True when both B4s' records match their mappings."""
+    ok = True
+    for b4, m in mappings.items():
+        addr, port = m["external"].rsplit(":", 1)
+        name = "%s.%s" % (b4, dnslab.ZONE)
+        want_srv = "0 0 %s %s." % (port, name)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 10:
+            if knot.query("_http._tcp." + name, "SRV") == [want_srv] and knot.query(name, "A") == [addr]:
+                break
+            time.sleep(0.05)
+        for rtype, qname in (("A", name), ("SRV", "_http._tcp." + name), ("TXT", name)):
+            r = lab.run("aftr", "kdig", "@127.0.0.1", "-p", str(dnslab.PORT), "+noall", "+answer",
+                        qname, rtype, check=False)
+            show("(aftr) kdig @127.0.0.1 -p %d %s %s +noall +answer" % (dnslab.PORT, qname, rtype),
+                 r.stdout or r.stderr)
+        srv = knot.query("_http._tcp." + name, "SRV") or []
+        if srv != [want_srv]:
+            print("  %s: SRV %s, expected %s" % (b4, srv, want_srv))
+            ok = False
+            continue
+        sport = srv[0].split()[2]
+        r = lab.run("inet", "nc", "-N", "-w", "3", addr, sport, check=False, input="")
+        show("(internet) nc %s %s    # the address and port DNS gave for %s" % (addr, sport, name),
+             r.stdout or r.stderr)
+        ok &= r.stdout.startswith("hello from %s " % b4)
+    return ok
 
 
 def main():
@@ -47,7 +77,17 @@ def main():
 
     lab = L.Lab(server={"min-lifetime": 120, "log-level": "info"})
     ns = lab.ns
+    lab.pcpd_on_enter = False            # started below, once its DNS server is up
     with lab:
+        knot = dnslab.Knot(lab)
+        knot.start()
+        lab.ddns = {
+            "provider": {"knot": knot.provider()},
+            "binding": {"{name}.%s" % dnslab.ZONE: {
+                "provider": "knot", "subscribers": "2001:db8:100::/48",
+                "srv": ["_http._tcp=80"], "txt": "pcpd demo"}},
+        }
+        lab.start_pcpd()
         say("The DS-Lite lab (network namespaces %s*)" % ns["aftr"][:-4])
         print("  AFTR      %s, %s: pcpd (nftables backend, table ip %s), pool %s"
               % (L.AFTR_V4, L.AFTR_V6, lab.table, ", ".join(lab.aftr_opts["pool"])))
@@ -57,6 +97,10 @@ def main():
                   % (b, L.B4S[b]["v6"], L.B4S[b]["sw"], L.HOST_V4))
         print("  (both hosts use the same private address; a veth per B4 stands in for its\n"
               "   IPv4-in-IPv6 softwire, as this kernel has no ip6tnl)")
+        print("  DNS       knotd on the AFTR's 127.0.0.1 port %d, zone %s, updated by pcpd's\n"
+              "            DDNS hook (RFC 2136 + TSIG hmac-sha256): name {subscriber}.%s,\n"
+              "            A = external address, SRV _http._tcp = external port of internal TCP 80"
+              % (dnslab.PORT, dnslab.ZONE, dnslab.ZONE))
 
         say("A small web server behind each B4, both on %s:80" % L.HOST_V4)
         for b in ("b4a", "b4b"):
@@ -83,7 +127,9 @@ def main():
             r = lab.run("inet", "nc", "-N", "-w", "3", addr, port, check=False, input="")
             answers[name] = r.stdout.strip()
             show("(internet) nc %s %s" % (addr, port), r.stdout or r.stderr)
-        dns_records(lab, {"b4a": a, "b4b": b})
+        say("pcpd's DDNS hook published each B4's address and port in DNS")
+        dns_ok = dns_records(lab, knot, {"b4a": a, "b4b": b})
+        show("pcpctl ddns status", lab.pcpctl("ddns", "status", check=False))
 
         say("What pcpd holds: pcpctl show mappings")
         show("pcpctl -s %s show mappings" % lab.ctl_sock,
@@ -96,9 +142,9 @@ def main():
         show("(aftr) pcpd -c %s" % lab.conf_path,
              "\n".join(line for line in lab.log().splitlines() if not line.startswith("====")))
 
-        ok = all(answers[n].startswith("hello from %s " % n) for n in answers)
+        ok = all(answers[n].startswith("hello from %s " % n) for n in answers) and dns_ok
         say("Tearing the lab down")
-    print("done: %s" % ("each B4 answered through its own mapping" if ok else
+    print("done: %s" % ("each B4 answered through its own mapping, and at the port DNS names" if ok else
                         "an answer was missing or wrong (see above)"))
     return 0 if ok else 1
 

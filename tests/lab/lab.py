@@ -230,6 +230,7 @@ class Lab:
         self.control = control
         self.ddns = ddns
         self.knots = []                  # DNS servers (dnslab.Knot) to stop with the lab
+        self.pcpd_on_enter = True        # `with Lab()` starts pcpd too
         for d in (self.server_opts, self.aftr_opts):
             for k in [k for k, v in d.items() if v is None]:
                 del d[k]
@@ -352,7 +353,7 @@ class Lab:
 
     def __enter__(self):
         try:
-            return self.start()
+            return self.start(pcpd=self.pcpd_on_enter)
         except BaseException:
             self.stop()
             raise
