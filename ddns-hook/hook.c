@@ -129,8 +129,8 @@ static struct target *target_new(struct ddns_hook *h, const char *name, struct b
 	t->sub_index = sub_index;
 	if (b)
 		snprintf(t->binding, sizeof(t->binding), "%s", b->c.name);
-	if (p)
-		snprintf(t->prov_name, sizeof(t->prov_name), "%s", p->conf.name);
+	if (p || b)
+		snprintf(t->prov_name, sizeof(t->prov_name), "%s", p ? p->conf.name : b->c.provider);
 	if (shash_add(&h->target_by_name, t->name, t) < 0) {
 		free(t);
 		return NULL;
@@ -168,7 +168,8 @@ void hook_target_due(struct ddns_hook *h, struct target *t, uint64_t delay_ms)
 		return;
 	}
 	uint64_t at = now_ms(h) + delay_ms;
-	if (ev_is_active(&t->timer) && t->next_ms <= at)
+	/* pending: expired, its callback runs later in this loop iteration */
+	if ((ev_is_active(&t->timer) || ev_is_pending(&t->timer)) && t->next_ms <= at)
 		return;
 	ev_timer_stop(h->loop, &t->timer);
 	ev_timer_set(&t->timer, (double)delay_ms / 1000.0, 0);
@@ -200,7 +201,7 @@ void h_subscriber_changed(struct ddns_hook *h, struct ddns_subview *v)
 			}
 			struct target *t = hook_target_find(h, name);
 			if (t && t->b != b) {
-				if (t->b || (t->prov != b->prov && t->published[0])) {
+				if (t->b || (t->prov != b->prov && (t->published[0] || t->st == T_INFLIGHT))) {
 					if (t->b && !b->warned)
 						log_warn("ddns: name %s is claimed by bindings %s and %s; the first wins",
 							 name, t->b->c.name, b->c.name);
@@ -210,11 +211,15 @@ void h_subscriber_changed(struct ddns_hook *h, struct ddns_subview *v)
 				t->b = b;             /* an orphan from the state file finds its binding again */
 				t->prov = b->prov;
 				snprintf(t->binding, sizeof(t->binding), "%s", b->c.name);
+				snprintf(t->prov_name, sizeof(t->prov_name), "%s", b->c.provider);
 			}
 			if (!t && !(t = target_new(h, name, b, b->prov, v->index)))
 				continue;
 			t->sub_index = v->index;
-			hook_target_due(h, t, h->conf.debounce_ms);
+			/* a name waiting out a backoff or stopped keeps waiting: its
+			 * next attempt reads the latest state anyway */
+			if (t->st != T_RETRY && t->st != T_STOPPED)
+				hook_target_due(h, t, h->conf.debounce_ms);
 		}
 	}
 }
@@ -323,6 +328,7 @@ static void target_run(struct ddns_hook *h, struct target *t)
 	}
 	if (!t->prov) {
 		t->st = T_STOPPED;
+		t->last.cls = DDNS_R_PERM_NAME;
 		snprintf(t->last.code, sizeof(t->last.code), "no-provider");
 		snprintf(t->last.msg, sizeof(t->last.msg), "provider %s is not configured", t->prov_name);
 		return;

@@ -92,7 +92,7 @@ int ddns_name_expand(const struct ddns_binding_conf *b, const struct ddns_subvie
 	char idx[16], nm[DDNS_ID_MAX];
 	snprintf(idx, sizeof(idx), "%u", v->index);
 	snprintf(nm, sizeof(nm), "%s", v->name[0] ? v->name : idx);
-	size_t o = 0;
+	size_t o = 0, lab = 0;           /* lab: length of the current label */
 	for (const char *p = b->name; *p;) {
 		const char *ins = NULL;
 		if (!strncmp(p, "{index}", 7)) {
@@ -107,13 +107,14 @@ int ddns_name_expand(const struct ddns_binding_conf *b, const struct ddns_subvie
 				/* a subscriber name is a label here, nothing more */
 				bool ok = (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') ||
 					  (*q >= '0' && *q <= '9') || *q == '-';
-				if (!ok || o + 1 >= len)
+				if (!ok || o + 1 >= len || ++lab > 63)
 					return -1;
 				out[o++] = *q;
 			}
 			continue;
 		}
-		if (o + 1 >= len)
+		lab = *p == '.' ? 0 : lab + 1;
+		if (o + 1 >= len || lab > 63)
 			return -1;
 		out[o++] = *p++;
 	}
