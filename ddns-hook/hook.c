@@ -117,12 +117,26 @@ struct target *hook_target_find(struct ddns_hook *h, const char *name)
 	return n ? n->val : NULL;
 }
 
+/* Values live on the heap at their own size: a carrier has 100k names. */
+static void set_value(char **dst, const char *v)
+{
+	char *n = strdup(v);
+	if (!n)
+		return;                  /* keeps the old value: compared again later */
+	free(*dst);
+	*dst = n;
+}
+
 static struct target *target_new(struct ddns_hook *h, const char *name, struct bind *b, struct prov *p,
 				 uint32_t sub_index)
 {
 	struct target *t = calloc(1, sizeof(*t));
-	if (!t)
+	if (!t || !(t->published = strdup("")) || !(t->sending = strdup(""))) {
+		if (t)
+			free(t->published);
+		free(t);
 		return NULL;
+	}
 	snprintf(t->name, sizeof(t->name), "%s", name);
 	t->b = b;
 	t->prov = p;
@@ -132,6 +146,8 @@ static struct target *target_new(struct ddns_hook *h, const char *name, struct b
 	if (p || b)
 		snprintf(t->prov_name, sizeof(t->prov_name), "%s", p ? p->conf.name : b->c.provider);
 	if (shash_add(&h->target_by_name, t->name, t) < 0) {
+		free(t->published);
+		free(t->sending);
 		free(t);
 		return NULL;
 	}
@@ -156,17 +172,32 @@ static void target_free(struct ddns_hook *h, struct target *t)
 	if (t->next)
 		t->next->prev = t->prev;
 	h->ntargets--;
+	free(t->published);
+	free(t->sending);
 	free(t);
+}
+
+/* An orphan whose provider is gone from the configuration cannot remove
+ * its records: the operator's reset forgets them (they stay in DNS). */
+void hook_target_forget(struct ddns_hook *h, struct target *t)
+{
+	struct ddns_pub pub = { .sub_index = t->sub_index };
+	snprintf(pub.name, sizeof(pub.name), "%s", t->name);
+	ddns_store_pub_put(h->store, &pub);
+	log_warn("ddns: %s forgotten; what provider %s published for it stays", t->name, t->prov_name);
+	uint32_t sub = t->sub_index;
+	target_free(h, t);
+	struct ddns_subview *v = h->views.v[sub % DDNS_SUB_MAX];
+	if (v)
+		h_subscriber_changed(h, v);
 }
 
 /* Makes the target due in delay_ms, unless it already is sooner or a
  * request is in flight (its completion re-checks). */
 void hook_target_due(struct ddns_hook *h, struct target *t, uint64_t delay_ms)
 {
-	if (t->st == T_INFLIGHT) {
-		t->dirty = true;
-		return;
-	}
+	if (t->st == T_INFLIGHT)
+		return;                  /* its completion compares again */
 	uint64_t at = now_ms(h) + delay_ms;
 	/* pending: expired, its callback runs later in this loop iteration */
 	if ((ev_is_active(&t->timer) || ev_is_pending(&t->timer)) && t->next_ms <= at)
@@ -238,27 +269,27 @@ static void orphan_done(struct ddns_hook *h, struct target *t)
 /* SRV owners the published value names ("SRV _http._tcp 1024") that the
  * binding no longer has: a removed binding, or one changed to drop a
  * service. They go into the update so its deletes cover them. */
-static void add_published_services(struct target *t, struct ddns_update *u)
+static void add_published_services(struct target *t, struct ddns_update *u, struct ddns_srv_conf *svc)
 {
 	unsigned n = 0;
 	for (unsigned i = 0; i < u->nservices && n < 2 * DDNS_MAX_SRV; i++)
-		t->svc[n++] = u->services[i];
+		svc[n++] = u->services[i];
 	for (const char *p = strstr(t->published, "SRV "); p && n < 2 * DDNS_MAX_SRV; p = strstr(p, "; SRV ")) {
 		p += p[0] == ';' ? 6 : 4;
 		size_t len = strcspn(p, " ;");
-		if (!len || len >= sizeof(t->svc[0].service))
+		if (!len || len >= sizeof(svc[0].service))
 			continue;
 		bool known = false;
 		for (unsigned i = 0; i < n; i++)
-			known |= strlen(t->svc[i].service) == len && !strncasecmp(t->svc[i].service, p, len);
+			known |= strlen(svc[i].service) == len && !strncasecmp(svc[i].service, p, len);
 		if (known)
 			continue;
-		struct ddns_srv_conf *s = &t->svc[n++];
+		struct ddns_srv_conf *s = &svc[n++];
 		memset(s, 0, sizeof(*s));
 		memcpy(s->service, p, len);
 		s->proto = len > 5 && !strncasecmp(p + len - 5, "._udp", 5) ? 17 : 6;
 	}
-	u->services = t->svc;
+	u->services = svc;
 	u->nservices = n;
 	/* what was published is ours to remove even if the binding changed */
 	if (!strncmp(t->published, "A ", 2))
@@ -267,16 +298,35 @@ static void add_published_services(struct target *t, struct ddns_update *u)
 		u->txt = "";
 }
 
-/* Fills u with what t should publish now. */
-static void target_desired(struct ddns_hook *h, struct target *t, struct ddns_update *u)
+/* Does t's binding still give this name to t's subscriber? Not after a
+ * subscriber was renamed or left the binding's prefix (a config edit
+ * across a restart): the name becomes an orphan and its records go. */
+static bool still_claimed(struct ddns_hook *h, struct target *t)
+{
+	struct ddns_subview *v = h->views.v[t->sub_index % DDNS_SUB_MAX];
+	char name[DDNS_NAME_MAX + 1];
+	if (!v)
+		return true;             /* no mappings seen: nothing to decide on */
+	return ddns_binding_matches(&t->b->c, v) && ddns_name_expand(&t->b->c, v, name, sizeof(name)) == 0 &&
+	       !strcmp(name, t->name);
+}
+
+/* Fills u with what t should publish now; svc (2 * DDNS_MAX_SRV entries)
+ * holds the services the update covers. */
+static void target_desired(struct ddns_hook *h, struct target *t, struct ddns_update *u,
+			   struct ddns_srv_conf *svc)
 {
 	memset(u, 0, sizeof(*u));
 	u->name = t->name;
+	if (t->b && !still_claimed(h, t)) {
+		log_info("ddns: %s no longer belongs to binding %s: withdrawn", t->name, t->b->c.name);
+		t->b = NULL;
+	}
 	if (t->b) {
 		struct ddns_subview *v = h->views.v[t->sub_index % DDNS_SUB_MAX];
 		ddns_desired(&t->b->c, v, wall(), u);
 	}
-	add_published_services(t, u);
+	add_published_services(t, u, svc);
 }
 
 static bool addr_only(const struct target *t)
@@ -300,10 +350,9 @@ static void target_send(struct ddns_hook *h, struct target *t, struct ddns_updat
 	u->event = !value[0] ? DDNS_DELETED : t->published[0] ? DDNS_CHANGED : DDNS_CREATED;
 	u->ttl = p->conf.ttl;
 	u->seq = ddns_store_next_seq(h->store);
-	snprintf(t->sending, sizeof(t->sending), "%s", value);
+	set_value(&t->sending, value);
 	t->sending_seq = u->seq;
 	t->st = T_INFLIGHT;
-	t->dirty = false;
 	t->last_try = wall();
 	p->st.sent++;
 	h->st.sent++;
@@ -317,8 +366,9 @@ static void target_run(struct ddns_hook *h, struct target *t)
 {
 	t->st = T_IDLE;
 	struct ddns_update u;
+	struct ddns_srv_conf svc[2 * DDNS_MAX_SRV];
 	char value[DDNS_VALUE_MAX];
-	target_desired(h, t, &u);
+	target_desired(h, t, &u, svc);
 	ddns_value_str(&u, addr_only(t), value, sizeof(value));
 	if (!strcmp(value, t->published)) {
 		t->attempts = 0;
@@ -392,7 +442,7 @@ static void on_done(void *arg, const struct ddns_result *r)
 		snprintf(pub.provider, sizeof(pub.provider), "%s", p->conf.name);
 		snprintf(pub.value, sizeof(pub.value), "%s", t->sending);
 		ddns_store_pub_put(h->store, &pub);
-		snprintf(t->published, sizeof(t->published), "%s", t->sending);
+		set_value(&t->published, t->sending);
 		t->published_at = t->last_at;
 		t->attempts = 0;
 		log_info("ddns: %s published via %s (%s, seq %llu): %s", t->name, p->conf.name, r->code,
@@ -407,6 +457,8 @@ static void on_done(void *arg, const struct ddns_result *r)
 		t->attempts++;
 		uint64_t d = r->cls == DDNS_R_WAIT ? (uint64_t)r->retry_after * 1000
 			     : ddns_backoff_ms(p->conf.backoff_min_ms, p->conf.backoff_max_ms, t->attempts, rnd32());
+		if (d < p->conf.backoff_min_ms)
+			d = p->conf.backoff_min_ms;   /* "wait 0" must not spin */
 		log_warn("ddns: %s via %s failed (%s: %s), retry %u in %.1f s", t->name, p->conf.name, r->code,
 			 r->msg, t->attempts, (double)d / 1000.0);
 		hook_target_due(h, t, d);
@@ -513,7 +565,7 @@ static void load_pub(void *arg, const struct ddns_pub *p)
 		t->b = NULL;
 	snprintf(t->binding, sizeof(t->binding), "%s", p->binding);
 	snprintf(t->prov_name, sizeof(t->prov_name), "%s", p->provider);
-	snprintf(t->published, sizeof(t->published), "%s", p->value);
+	set_value(&t->published, p->value);
 	t->published_at = p->at;
 }
 

@@ -283,10 +283,16 @@ static void reset_call(struct ddns_hook *h, void *arg)
 			h->prov[i].reason[0] = '\0';
 			n++;
 		}
-	for (struct target *t = h->targets; t; t = t->next) {
+	for (struct target *t = h->targets, *next; t; t = next) {
+		next = t->next;
 		bool hit = all || !strcmp(c->name, t->name) || !strcmp(c->name, t->prov_name);
 		if (!hit)
 			continue;
+		if (!t->prov && !t->b && t->st != T_INFLIGHT) {
+			hook_target_forget(h, t);
+			n++;
+			continue;
+		}
 		if (t->stopped || t->st == T_STOPPED || t->st == T_RETRY)
 			n++;
 		t->stopped = false;

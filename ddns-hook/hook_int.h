@@ -48,19 +48,15 @@ struct target {
 	struct prov *prov;
 	uint32_t sub_index;
 	enum tstate st;
-	bool dirty;                      /* changed while in flight */
 	bool stopped;                    /* permanent error for this name */
 	uint64_t next_ms;                /* when the timer fires (loop ms) */
 	uint32_t attempts;               /* consecutive failures */
-	char published[DDNS_VALUE_MAX];  /* last value the provider accepted */
+	char *published;                 /* last value the provider accepted (heap, "" = none) */
 	int64_t published_at;
-	char sending[DDNS_VALUE_MAX];
+	char *sending;                   /* the value in flight (heap) */
 	uint64_t sending_seq;
 	int64_t last_try, last_at;
 	struct ddns_result last;
-	/* services of the next update: the binding's, plus those only the
-	 * published value still names (so they are removed, not orphaned) */
-	struct ddns_srv_conf svc[2 * DDNS_MAX_SRV];
 };
 
 #define target_of_timer(w) ((struct target *)((char *)(w) - offsetof(struct target, timer)))
@@ -108,6 +104,7 @@ struct bind *hook_bind_find(struct ddns_hook *h, const char *name);
 struct bind *hook_bind_link(struct ddns_hook *h, const struct ddns_binding_conf *c);
 void hook_bind_unlink(struct ddns_hook *h, struct bind *b);
 struct target *hook_target_find(struct ddns_hook *h, const char *name);
+void hook_target_forget(struct ddns_hook *h, struct target *t);
 void hook_target_due(struct ddns_hook *h, struct target *t, uint64_t delay_ms);
 /* A mapping of v changed: its names become due after the debounce. */
 void h_subscriber_changed(struct ddns_hook *h, struct ddns_subview *v);

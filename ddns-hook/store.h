@@ -11,7 +11,7 @@
 
 #include "ddns-hook/conf.h"
 
-#define DDNS_VALUE_MAX 1024
+#define DDNS_VALUE_MAX 4096             /* 32 SRV records, A and a TXT fit */
 
 struct ddns_pub {
 	char name[DDNS_NAME_MAX + 1];
