@@ -10,7 +10,9 @@ pcpd's rfc2136 provider updating it, kdig reading it back.
              expiry remove them; refreshes send nothing; knotd down then up
              -> the update lands once; pcpd killed in between -> same;
              wrong key -> permanent, one attempt, reset retries once;
-             runtime bindings survive a restart and withdraw their records.
+             runtime bindings survive a restart and withdraw their records;
+             a webhook provider posts signed JSON to a local HTTPS server
+             with its own CA (tests/ddns/https_server.py).
 
 Run: sudo PCPD_BUILD=build /usr/bin/python3 tests/lab/run.py test_ddns.py"""
 import os
@@ -20,6 +22,10 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import json                                                            # noqa: E402
+import hashlib                                                         # noqa: E402
+import hmac                                                            # noqa: E402
+import subprocess                                                      # noqa: E402
 import lab as L                                                        # noqa: E402
 import dnslab                                                          # noqa: E402
 from test_lab import Client, LabCase                                   # noqa: E402
@@ -62,24 +68,59 @@ class TestDDNS(LabCase):
             fd = os.open(bad, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             os.write(fd, b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n")
             os.close(fd)
+            # a webhook receiver: HTTPS with the lab's own CA, in the AFTR namespace
+            pki = os.path.join(cls.lab.dir, "pki")
+            L.sh("sh", os.path.join(L.TOP, "tests/ddns/mkca.sh"), pki)
+            cls.hook_log = os.path.join(cls.lab.dir, "hook.jsonl")
+            cls.https = subprocess.Popen(
+                ["ip", "netns", "exec", cls.lab.ns["aftr"], "/usr/bin/python3",
+                 os.path.join(L.TOP, "tests/ddns/https_server.py"), "--port", "0",
+                 "--cert", os.path.join(pki, "server.pem"), "--key", os.path.join(pki, "server.key"),
+                 "--log", cls.hook_log], stdout=subprocess.PIPE, text=True)
+            https_port = int(cls.https.stdout.readline())
+            cls.hmac_key = os.path.join(cls.lab.dir, "hook.key")
+            fd = os.open(cls.hmac_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.write(fd, b"lab-webhook-key\n")
+            os.close(fd)
             cls.lab.ddns = {
                 "debounce-ms": int(os.environ.get("PCPD_LAB_DEBOUNCE_MS", "200")),
                 "startup-grace": 2,
                 "provider": {"knot": cls.knot.provider(),
-                             "wrongkey": cls.knot.provider(**{"key-file": bad})},
+                             "wrongkey": cls.knot.provider(**{"key-file": bad}),
+                             "hook": {"type": "webhook", "url": "https://127.0.0.1:%d/hook" % https_port,
+                                      "ca-file": os.path.join(pki, "ca.pem"),
+                                      "hmac-key-file": cls.hmac_key, "timeout-ms": 2000}},
                 "binding": {
                     "{name}.dyn.example.net": {"provider": "knot", "subscribers": "2001:db8:100::/48",
                                                "srv": ["_http._tcp=80"], "txt": "pcpd lab"},
                     "ssh.b4b.dyn.example.net": {"provider": "wrongkey", "subscriber": "b4b",
                                                 "srv": ["_ssh._tcp=22"]},
+                    "web.b4a.example.org": {"provider": "hook", "subscriber": "b4a",
+                                            "srv": ["_http._tcp=80"]},
                 },
             }
             cls.lab.start_pcpd()
             cls.start_servers()
         except BaseException:
             cls.lab.keep_log = True
-            cls.lab.stop()
+            cls.tearDownClass()
             raise
+
+    @classmethod
+    def tearDownClass(cls):
+        https = getattr(cls, "https", None)
+        if https:
+            https.terminate()
+            https.wait(10)
+            cls.https = None
+        super().tearDownClass()
+
+    def hook_posts(self):
+        try:
+            with open(self.hook_log) as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except OSError:
+            return []
 
     # -- helpers ----------------------------------------------------------
     def client(self, b4, mode="plain"):
@@ -142,6 +183,18 @@ class TestDDNS(LabCase):
             self.socks.append(s)
             s.settimeout(5)
             self.assertIn(("hello from %s " % b4).encode(), s.recv(200))
+        # the same mapping reached the webhook: signed JSON over verified TLS
+        posts, t = wait_for(lambda: [p for p in self.hook_posts() if p.get("method") == "POST"])
+        self.assertIsNotNone(t, "no webhook POST: %s" % self.status("web.b4a.example.org"))
+        post = posts[-1]
+        body = json.loads(post["body"])
+        self.assertEqual((body["event"], body["name"], body["subscriber"], body["address"]),
+                         ("created", "web.b4a.example.org", "b4a", lab.ext_addr("b4a")))
+        self.assertEqual([(m["service"], m["protocol"], m["internal_port"], m["port"]) for m in body["mappings"]],
+                         [("_http._tcp", "tcp", 80, ra.ext_port)])
+        headers = {k.lower(): v for k, v in post["headers"].items()}
+        want = hmac.new(b"lab-webhook-key", post["body"].encode("latin-1"), hashlib.sha256).hexdigest()
+        self.assertEqual(headers["x-pcpd-signature"], "sha256=" + want)
         st = self.status("b4a." + Z)
         self.assertEqual(st["last_result"], "NOERROR")
         self.assertIn("SRV _http._tcp %d" % ra.ext_port, st["published"])
@@ -179,7 +232,7 @@ class TestDDNS(LabCase):
         wait_for(lambda: self.published("b4a", r.ext_port) and self.settled("b4a." + Z))
         serial = self.knot.soa_serial()
         self.knot.stop()
-        ok_before = self.stats()["updates_ok"]
+        ok_before = self.provider("knot")["ok"]
         self.assertEqual(c.map(TCP, 80, lifetime=0).result, 0)
         r2 = c.map(TCP, 80, lifetime=600, nonce=b"\x33" * 12)
         self.assertNotEqual(r2.ext_port, r.ext_port)     # hold-down: a new port
@@ -190,7 +243,7 @@ class TestDDNS(LabCase):
         _, t = wait_for(lambda: self.published("b4a", r2.ext_port) and self.settled("b4a." + Z), timeout=15)
         self.assertIsNotNone(t, "not published after knotd came back: %s" % self.status("b4a." + Z))
         time.sleep(1.0)
-        self.assertEqual(self.stats()["updates_ok"], ok_before + 1, "landed more than once")
+        self.assertEqual(self.provider("knot")["ok"], ok_before + 1, "landed more than once")
         self.assertEqual(self.knot.soa_serial(), serial + 1)
 
     def test_5_pcpd_restart_in_between(self):
