@@ -110,6 +110,7 @@ void hook_bind_unlink(struct ddns_hook *h, struct bind *b)
 /* ---- targets ---- */
 
 static void on_target_timer(struct ev_loop *loop, ev_timer *w, int revents);
+static void drain(struct ddns_hook *h);
 
 struct target *hook_target_find(struct ddns_hook *h, const char *name)
 {
@@ -364,6 +365,8 @@ static void target_send(struct ddns_hook *h, struct target *t, struct ddns_updat
 /* The timer: compare, then send, or wait for the rate limiter. */
 static void target_run(struct ddns_hook *h, struct target *t)
 {
+	if (t->st == T_INFLIGHT)
+		return;                  /* its completion compares again */
 	t->st = T_IDLE;
 	struct ddns_update u;
 	struct ddns_srv_conf svc[2 * DDNS_MAX_SRV];
@@ -404,10 +407,12 @@ static void target_run(struct ddns_hook *h, struct target *t)
 
 static void on_target_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	(void)loop;
 	(void)revents;
+	struct ddns_hook *h = w->data;
 	struct target *t = target_of_timer(w);
-	target_run(w->data, t);
+	drain(h);                        /* publish the latest state, not one a poll old */
+	ev_timer_stop(loop, &t->timer);  /* the drain may have armed it again */
+	target_run(h, t);
 }
 
 static const char *const rclass_names[] = {
@@ -498,9 +503,9 @@ static void apply_event(void *arg, const struct ddns_event *ev)
 
 static void drain(struct ddns_hook *h)
 {
-	struct ddns_event ev[256];
+	struct ddns_event ev[64];   /* short lock holds: producers wait on the same mutex */
 	size_t n;
-	while ((n = ddns_queue_pop(h->q, ev, 256)) > 0)
+	while ((n = ddns_queue_pop(h->q, ev, 64)) > 0)
 		for (size_t i = 0; i < n; i++)
 			apply_event(h, &ev[i]);
 	/* coalesced subscribers: read them whole */
@@ -528,11 +533,20 @@ static void on_async(struct ev_loop *loop, ev_async *w, int revents)
 	drain(h);
 }
 
+/* No wake-up: a write() to the hook's eventfd per event, under the
+ * subscriber lock, doubled the PCP path's latency (bench/README.md). The
+ * hook drains the queue on its own every DDNS_POLL_MS instead; against a
+ * debounce of a second that costs nothing. */
 bool ddns_hook_push(struct ddns_hook *h, const struct ddns_event *ev)
 {
-	bool ok = ddns_queue_push(h->q, ev);
-	ev_async_send(h->loop, &h->async);
-	return ok;
+	return ddns_queue_push(h->q, ev);
+}
+
+static void on_poll(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	drain(w->data);
 }
 
 /* ---- life cycle ---- */
@@ -592,6 +606,9 @@ struct ddns_hook *ddns_hook_new(const struct ddns_conf *c, const struct ddns_hoo
 	ev_async_init(&h->async, on_async);
 	h->async.data = h;
 	ev_async_start(h->loop, &h->async);
+	ev_timer_init(&h->poll, on_poll, DDNS_POLL_MS / 1000.0, DDNS_POLL_MS / 1000.0);
+	h->poll.data = h;
+	ev_timer_start(h->loop, &h->poll);
 	for (unsigned i = 0; i < c->nproviders; i++) {
 		struct prov *p = &h->prov[h->nprov];
 		p->conf = c->providers[i];

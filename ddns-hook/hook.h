@@ -17,6 +17,10 @@
 
 struct ddns_hook;
 
+/* How often the hook reads its event queue (ms). Producers never wake it:
+ * pushing costs a short mutex and a copy, no system call. */
+#define DDNS_POLL_MS 20
+
 struct ddns_hook_opts {
 	const char *state_dir;           /* ddns.db lives here */
 	const struct ddns_source *source;

@@ -76,7 +76,8 @@ struct ddns_hook {
 	struct ddns_conf conf;           /* bindings pointer not kept */
 	struct ddns_source src;
 	struct ev_loop *loop;
-	ev_async async;
+	ev_async async;                  /* control calls */
+	ev_timer poll;                   /* drains the event queue */
 	pthread_t thread;
 	bool running;
 	struct ddns_queue *q;

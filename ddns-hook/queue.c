@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct ddns_queue {
 	pthread_mutex_t lock;
@@ -23,6 +24,8 @@ struct ddns_queue *ddns_queue_new(size_t capacity)
 		return NULL;
 	pthread_mutex_init(&q->lock, NULL);
 	q->cap = capacity;
+	/* fault the ring in now, not page by page on the PCP path */
+	memset(q->ev, 0, capacity * sizeof(q->ev[0]));
 	return q;
 }
 

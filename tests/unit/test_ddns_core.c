@@ -2571,6 +2571,7 @@ static void test_hook_debounce_keeps_turn(void **state)
 	struct ddns_event m = mk_ev(true, 5, "alice", 6, 80, 1001);
 	pause_hook();
 	change(h, &m);
+	sleep_ms(3 * DDNS_POLL_MS);     /* the hook reads its queue on a timer */
 	step_hook();                    /* drained: due in 50 ms, parked again */
 	assert_int_equal(nrecs(A), 0);
 	sleep_ms(3 * e.c.debounce_ms);  /* the timer expires while the hook is parked */
