@@ -2,6 +2,7 @@
  * hook thread (hook_call) and builds its answer there; secrets never
  * reach this file (providers keep them). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -55,10 +56,12 @@ static json_object *target_json(struct ddns_hook *h, const struct target *t, uin
 	put_str(o, "error", t->last.cls != DDNS_R_OK && t->last.msg[0] ? t->last.msg : NULL);
 	put_int(o, "last_attempt", t->last_try);
 	put_int(o, "attempts", t->attempts);
-	if (ev_is_active(&t->timer) || ev_is_pending(&t->timer))
-		json_object_object_add(o, "next_attempt_in",
-				       json_object_new_double((double)(t->next_ms > now_ms ? t->next_ms - now_ms : 0) / 1000.0));
-	else
+	if (ev_is_active(&t->timer) || ev_is_pending(&t->timer)) {
+		/* seconds with one decimal, printed as such (not %.17g) */
+		char d[32];
+		snprintf(d, sizeof(d), "%.1f", (double)(t->next_ms > now_ms ? t->next_ms - now_ms : 0) / 1000.0);
+		json_object_object_add(o, "next_attempt_in", json_object_new_double_s(atof(d), d));
+	} else
 		json_object_object_add(o, "next_attempt_in", NULL);
 	(void)h;
 	return o;

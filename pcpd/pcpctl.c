@@ -362,6 +362,9 @@ static bool metric_gauge(const char *key)
 {
 	static const char *const gauges[] = {
 		"latency_us_mean", "latency_us_max", "batch_max", "elements",
+		/* ddns */
+		"queue_depth", "queue_capacity", "queue_high_water", "in_flight", "names", "bindings",
+		"subscribers_seen", "mappings_seen", "providers_stopped",
 	};
 	for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++)
 		if (strcmp(key, gauges[i]) == 0)
