@@ -135,23 +135,11 @@ out:
 
 /* ---- provider ---- */
 
-struct dd2_call;
-
 struct dd2 {
 	struct http_client *http;
-	struct dd2_call *calls;
 	char url[DDNS_URL_MAX];
 	char user[256];
 	char pass[256];
-};
-
-struct dd2_call {
-	struct dd2 *p;
-	ddns_done_fn done;
-	void *arg;
-	bool preset;                     /* res decided without a request */
-	struct ddns_result res;
-	struct dd2_call *next, **pprev;
 };
 
 /* "user:password", both non-empty, printable: anything else is refused
@@ -214,75 +202,26 @@ static void *dd2_open(const struct ddns_provider_conf *c, struct ev_loop *loop, 
 	return p;
 }
 
-static void call_unlink(struct dd2_call *call)
-{
-	*call->pprev = call->next;
-	if (call->next)
-		call->next->pprev = call->pprev;
-}
-
-static void on_answer(void *arg, const struct http_response *resp)
-{
-	struct dd2_call *call = arg;
-	struct ddns_result r;
-	ddns_done_fn done = call->done;
-	void *darg = call->arg;
-
-	if (call->preset)
-		r = call->res;
-	else if (!http_classify_transport(resp, &r))
-		dyndns2_classify(resp->status, resp->retry_after, resp->body, resp->body_len, &r);
-	/* freed before done(): it may close the provider */
-	call_unlink(call);
-	free(call);
-	done(darg, &r);
-}
-
-static struct dd2_call *call_new(struct dd2 *p, ddns_done_fn done, void *arg)
-{
-	struct dd2_call *call = calloc(1, sizeof(*call));
-
-	if (!call)
-		abort();         /* done() could not be promised otherwise */
-	call->p = p;
-	call->done = done;
-	call->arg = arg;
-	call->next = p->calls;
-	if (call->next)
-		call->next->pprev = &call->next;
-	call->pprev = &p->calls;
-	p->calls = call;
-	return call;
-}
-
-static void preset(struct dd2_call *call, enum ddns_rclass cls, const char *code, const char *msg)
-{
-	call->preset = true;
-	call->res.cls = cls;
-	snprintf(call->res.code, sizeof(call->res.code), "%s", code);
-	snprintf(call->res.msg, sizeof(call->res.msg), "%s", msg);
-	http_later(call->p->http, on_answer, call);
-}
-
 static void dd2_send(void *pv, const struct ddns_update *u, ddns_done_fn done, void *arg)
 {
 	struct dd2 *p = pv;
-	struct dd2_call *call = call_new(p, done, arg);
 	char *url;
 
 	if (!u->has_addr) {
-		preset(call, DDNS_R_OK, "skipped", "dyndns2 cannot remove a name; left as it is");
+		http_result_later(p->http, DDNS_R_OK, "skipped", "dyndns2 cannot remove a name; left as it is",
+				  done, arg);
 		return;
 	}
 	if (!u->a) {
-		preset(call, DDNS_R_OK, "skipped", "binding publishes no address; dyndns2 has nothing else");
+		http_result_later(p->http, DDNS_R_OK, "skipped",
+				  "binding publishes no address; dyndns2 has nothing else", done, arg);
 		return;
 	}
 	if (!(url = dyndns2_url(p->url, u->name, u->addr))) {
-		preset(call, DDNS_R_TRANSIENT, "internal", "out of memory");
+		http_result_later(p->http, DDNS_R_TRANSIENT, "internal", "out of memory", done, arg);
 		return;
 	}
-	http_request(p->http, HTTP_GET, url, NULL, NULL, 0, p->user, p->pass, on_answer, call);
+	http_send(p->http, HTTP_GET, url, NULL, NULL, 0, p->user, p->pass, dyndns2_classify, done, arg);
 	free(url);
 }
 
@@ -292,12 +231,7 @@ static void dd2_close(void *pv)
 
 	if (!p)
 		return;
-	http_client_free(p->http);       /* no callbacks after this */
-	while (p->calls) {
-		struct dd2_call *call = p->calls;
-		call_unlink(call);
-		free(call);
-	}
+	http_client_free(p->http);       /* drops what is in flight: no callbacks after this */
 	explicit_bzero(p->user, sizeof(p->user));
 	explicit_bzero(p->pass, sizeof(p->pass));
 	free(p);

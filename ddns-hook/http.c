@@ -29,6 +29,12 @@ struct http_req {
 	ev_timer fail_w;
 	http_done_fn done;
 	void *arg;
+	/* http_send / http_result_later: the outcome as a ddns_result */
+	http_classify_fn classify;
+	ddns_done_fn rdone;
+	void *rarg;
+	bool preset;                     /* res decided without a request */
+	struct ddns_result res;
 	char *buf;
 	size_t len, cap;
 	bool too_large;
@@ -461,13 +467,11 @@ struct http_req *http_later(struct http_client *cl, http_done_fn done, void *arg
 	return rq;
 }
 
-struct http_req *http_request(struct http_client *cl, enum http_method m, const char *url,
-			      const char *const *headers, const char *body, size_t body_len,
-			      const char *user, const char *password,
-			      http_done_fn done, void *arg)
+static void req_start(struct http_req *rq, enum http_method m, const char *url,
+		      const char *const *headers, const char *body, size_t body_len,
+		      const char *user, const char *password)
 {
-	struct http_req *rq = req_new(cl, done, arg);
-
+	struct http_client *cl = rq->cl;
 	CURLcode rc = CURLE_OUT_OF_MEMORY;
 	if ((rq->easy = curl_easy_init()))
 		rc = set_policy(rq);
@@ -486,7 +490,59 @@ struct http_req *http_request(struct http_client *cl, enum http_method m, const 
 		rq->setup_err = rc;
 		ev_timer_start(cl->loop, &rq->fail_w);
 	}
+}
+
+struct http_req *http_request(struct http_client *cl, enum http_method m, const char *url,
+			      const char *const *headers, const char *body, size_t body_len,
+			      const char *user, const char *password,
+			      http_done_fn done, void *arg)
+{
+	struct http_req *rq = req_new(cl, done, arg);
+	req_start(rq, m, url, headers, body, body_len, user, password);
 	return rq;
+}
+
+/* The provider-level completion: one ddns_result, the request freed by
+ * the caller of done() right after (req_destroy). */
+static void result_done(void *arg, const struct http_response *resp)
+{
+	struct http_req *rq = arg;
+	struct ddns_result r;
+	if (rq->preset)
+		r = rq->res;
+	else if (!http_classify_transport(resp, &r))
+		rq->classify(resp->status, resp->retry_after, resp->body, resp->body_len, &r);
+	rq->rdone(rq->rarg, &r);
+}
+
+static struct http_req *result_req(struct http_client *cl, ddns_done_fn done, void *arg)
+{
+	struct http_req *rq = req_new(cl, result_done, NULL);
+	rq->arg = rq;
+	rq->rdone = done;
+	rq->rarg = arg;
+	return rq;
+}
+
+void http_send(struct http_client *cl, enum http_method m, const char *url, const char *const *headers,
+	       const char *body, size_t body_len, const char *user, const char *password,
+	       http_classify_fn classify, ddns_done_fn done, void *arg)
+{
+	struct http_req *rq = result_req(cl, done, arg);
+	rq->classify = classify;
+	req_start(rq, m, url, headers, body, body_len, user, password);
+}
+
+void http_result_later(struct http_client *cl, enum ddns_rclass cls, const char *code, const char *msg,
+		       ddns_done_fn done, void *arg)
+{
+	struct http_req *rq = result_req(cl, done, arg);
+	rq->preset = true;
+	rq->res.cls = cls;
+	snprintf(rq->res.code, sizeof(rq->res.code), "%s", code);
+	snprintf(rq->res.msg, sizeof(rq->res.msg), "%s", msg);
+	rq->setup_err = CURLE_OK;
+	ev_timer_start(cl->loop, &rq->fail_w);
 }
 
 /* ---- classification shared by the providers ---- */

@@ -61,6 +61,19 @@ struct http_req *http_request(struct http_client *cl, enum http_method m, const 
  * yet never from inside its send(). Cancelled like any request. */
 struct http_req *http_later(struct http_client *cl, http_done_fn done, void *arg);
 
+/* Provider level: the outcome arrives as one ddns_result, transport
+ * failures classified by http_classify_transport(), answers by classify.
+ * The client owns the request state: http_client_free() drops whatever
+ * is in flight (no done() afterwards) and the provider keeps no list. */
+typedef void (*http_classify_fn)(long status, uint32_t retry_after, const char *body, size_t len,
+				 struct ddns_result *r);
+void http_send(struct http_client *cl, enum http_method m, const char *url, const char *const *headers,
+	       const char *body, size_t body_len, const char *user, const char *password,
+	       http_classify_fn classify, ddns_done_fn done, void *arg);
+/* done() from the loop with a result decided without a request. */
+void http_result_later(struct http_client *cl, enum ddns_rclass cls, const char *code, const char *msg,
+		       ddns_done_fn done, void *arg);
+
 /* Drops one request (or all): their done() is never called. */
 void http_cancel(struct http_client *cl, struct http_req *rq);
 void http_cancel_all(struct http_client *cl);

@@ -117,24 +117,12 @@ void webhook_classify(long http_status, uint32_t retry_after, const char *body, 
 
 /* ---- provider ---- */
 
-struct wh_call;
-
 struct wh {
 	struct http_client *http;
-	struct wh_call *calls;
 	char url[DDNS_URL_MAX];
 	char auth[600];                  /* "Authorization: Bearer …" or "" */
 	unsigned char key[512];
 	size_t keylen;                   /* 0 = no signature */
-};
-
-struct wh_call {
-	struct wh *p;
-	ddns_done_fn done;
-	void *arg;
-	bool preset;
-	struct ddns_result res;
-	struct wh_call *next, **pprev;
 };
 
 /* RFC 6750 token68 characters only: the token goes into a header line. */
@@ -201,62 +189,16 @@ static void *wh_open(const struct ddns_provider_conf *c, struct ev_loop *loop, c
 	return p;
 }
 
-static void call_unlink(struct wh_call *call)
-{
-	*call->pprev = call->next;
-	if (call->next)
-		call->next->pprev = call->pprev;
-}
-
-static void on_answer(void *arg, const struct http_response *resp)
-{
-	struct wh_call *call = arg;
-	struct ddns_result r;
-	ddns_done_fn done = call->done;
-	void *darg = call->arg;
-
-	if (call->preset)
-		r = call->res;
-	else if (!http_classify_transport(resp, &r))
-		webhook_classify(resp->status, resp->retry_after, resp->body, resp->body_len, &r);
-	/* freed before done(): it may close the provider */
-	call_unlink(call);
-	free(call);
-	done(darg, &r);
-}
-
-static struct wh_call *call_new(struct wh *p, ddns_done_fn done, void *arg)
-{
-	struct wh_call *call = calloc(1, sizeof(*call));
-
-	if (!call)
-		abort();         /* done() could not be promised otherwise */
-	call->p = p;
-	call->done = done;
-	call->arg = arg;
-	call->next = p->calls;
-	if (call->next)
-		call->next->pprev = &call->next;
-	call->pprev = &p->calls;
-	p->calls = call;
-	return call;
-}
-
 static void wh_send(void *pv, const struct ddns_update *u, ddns_done_fn done, void *arg)
 {
 	struct wh *p = pv;
-	struct wh_call *call = call_new(p, done, arg);
 	char *body = webhook_body(u, (int64_t)time(NULL));
 	char sig[sizeof(WEBHOOK_SIG_HEADER) + 8 + 65], hex[65];
 	const char *hdrs[4];
 	unsigned n = 0;
 
 	if (!body) {
-		call->preset = true;
-		call->res.cls = DDNS_R_TRANSIENT;
-		snprintf(call->res.code, sizeof(call->res.code), "internal");
-		snprintf(call->res.msg, sizeof(call->res.msg), "out of memory");
-		http_later(p->http, on_answer, call);
+		http_result_later(p->http, DDNS_R_TRANSIENT, "internal", "out of memory", done, arg);
 		return;
 	}
 	hdrs[n++] = "Content-Type: application/json";
@@ -268,7 +210,7 @@ static void wh_send(void *pv, const struct ddns_update *u, ddns_done_fn done, vo
 		hdrs[n++] = sig;
 	}
 	hdrs[n] = NULL;
-	http_request(p->http, HTTP_POST, p->url, hdrs, body, strlen(body), NULL, NULL, on_answer, call);
+	http_send(p->http, HTTP_POST, p->url, hdrs, body, strlen(body), NULL, NULL, webhook_classify, done, arg);
 	free(body);
 }
 
@@ -278,12 +220,7 @@ static void wh_close(void *pv)
 
 	if (!p)
 		return;
-	http_client_free(p->http);       /* no callbacks after this */
-	while (p->calls) {
-		struct wh_call *call = p->calls;
-		call_unlink(call);
-		free(call);
-	}
+	http_client_free(p->http);       /* drops what is in flight: no callbacks after this */
 	explicit_bzero(p->auth, sizeof(p->auth));
 	explicit_bzero(p->key, sizeof(p->key));
 	free(p);
