@@ -299,16 +299,13 @@ static void add_published_services(struct target *t, struct ddns_update *u, stru
 		u->txt = "";
 }
 
-/* Does t's binding still give this name to t's subscriber? Not after a
- * subscriber was renamed or left the binding's prefix (a config edit
- * across a restart): the name becomes an orphan and its records go. */
-static bool still_claimed(struct ddns_hook *h, struct target *t)
+bool hook_claims(struct ddns_hook *h, const struct bind *b, const struct target *t)
 {
 	struct ddns_subview *v = h->views.v[t->sub_index % DDNS_SUB_MAX];
 	char name[DDNS_NAME_MAX + 1];
 	if (!v)
-		return true;             /* no mappings seen: nothing to decide on */
-	return ddns_binding_matches(&t->b->c, v) && ddns_name_expand(&t->b->c, v, name, sizeof(name)) == 0 &&
+		return true;
+	return ddns_binding_matches(&b->c, v) && ddns_name_expand(&b->c, v, name, sizeof(name)) == 0 &&
 	       !strcmp(name, t->name);
 }
 
@@ -319,7 +316,9 @@ static void target_desired(struct ddns_hook *h, struct target *t, struct ddns_up
 {
 	memset(u, 0, sizeof(*u));
 	u->name = t->name;
-	if (t->b && !still_claimed(h, t)) {
+	/* not after a subscriber was renamed or left the binding's prefix (a
+	 * config edit across a restart): the name is orphaned, its records go */
+	if (t->b && !hook_claims(h, t->b, t)) {
 		log_info("ddns: %s no longer belongs to binding %s: withdrawn", t->name, t->b->c.name);
 		t->b = NULL;
 	}

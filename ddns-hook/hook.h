@@ -48,6 +48,8 @@ bool ddns_hook_push(struct ddns_hook *h, const struct ddns_event *ev);
 
 /* {"providers":[...],"names":[...],"bindings":[...]} ; filter: a name, or NULL */
 json_object *ddns_hook_status(struct ddns_hook *h, const char *filter);
+/* The same with one list only: "providers", "names" or "bindings". */
+json_object *ddns_hook_status_part(struct ddns_hook *h, const char *filter, const char *part);
 json_object *ddns_hook_stats(struct ddns_hook *h);
 /* Adds or (replace) changes a runtime binding; persisted. 0 or -1 + err. */
 int ddns_hook_binding_add(struct ddns_hook *h, const struct ddns_binding_conf *b, bool replace,

@@ -89,6 +89,7 @@ static json_object *binding_json(const struct bind *b)
 
 struct status_call {
 	const char *filter;
+	const char *part;                /* one list only, or NULL for all */
 	json_object *out;
 };
 
@@ -96,29 +97,43 @@ static void status_call(struct ddns_hook *h, void *arg)
 {
 	struct status_call *c = arg;
 	uint64_t now = (uint64_t)(ev_now(h->loop) * 1000.0);
-	json_object *o = json_object_new_object(), *provs = json_object_new_array(),
-		    *names = json_object_new_array(), *binds = json_object_new_array();
-	for (unsigned i = 0; i < h->nprov; i++)
-		if (!c->filter || !strcmp(c->filter, h->prov[i].conf.name))
-			json_object_array_add(provs, provider_json(&h->prov[i]));
-	for (const struct target *t = h->targets; t; t = t->next)
-		if (!c->filter || !strcmp(c->filter, t->name) || !strcmp(c->filter, t->prov_name) ||
-		    !strcmp(c->filter, t->binding))
-			json_object_array_add(names, target_json(h, t, now));
-	for (const struct bind *b = h->binds; b; b = b->next)
-		if (!c->filter || !strcmp(c->filter, b->c.name) || !strcmp(c->filter, b->c.provider))
-			json_object_array_add(binds, binding_json(b));
-	json_object_object_add(o, "providers", provs);
-	json_object_object_add(o, "names", names);
-	json_object_object_add(o, "bindings", binds);
+	json_object *o = json_object_new_object();
+	bool all = !c->part;
+	if (all || !strcmp(c->part, "providers")) {
+		json_object *provs = json_object_new_array();
+		for (unsigned i = 0; i < h->nprov; i++)
+			if (!c->filter || !strcmp(c->filter, h->prov[i].conf.name))
+				json_object_array_add(provs, provider_json(&h->prov[i]));
+		json_object_object_add(o, "providers", provs);
+	}
+	if (all || !strcmp(c->part, "names")) {
+		json_object *names = json_object_new_array();
+		for (const struct target *t = h->targets; t; t = t->next)
+			if (!c->filter || !strcmp(c->filter, t->name) || !strcmp(c->filter, t->prov_name) ||
+			    !strcmp(c->filter, t->binding))
+				json_object_array_add(names, target_json(h, t, now));
+		json_object_object_add(o, "names", names);
+	}
+	if (all || !strcmp(c->part, "bindings")) {
+		json_object *binds = json_object_new_array();
+		for (const struct bind *b = h->binds; b; b = b->next)
+			if (!c->filter || !strcmp(c->filter, b->c.name) || !strcmp(c->filter, b->c.provider))
+				json_object_array_add(binds, binding_json(b));
+		json_object_object_add(o, "bindings", binds);
+	}
 	c->out = o;
+}
+
+json_object *ddns_hook_status_part(struct ddns_hook *h, const char *filter, const char *part)
+{
+	struct status_call c = { .filter = filter, .part = part };
+	hook_call(h, status_call, &c);
+	return c.out;
 }
 
 json_object *ddns_hook_status(struct ddns_hook *h, const char *filter)
 {
-	struct status_call c = { .filter = filter };
-	hook_call(h, status_call, &c);
-	return c.out;
+	return ddns_hook_status_part(h, filter, NULL);
 }
 
 static void stats_call(struct ddns_hook *h, void *arg)
@@ -153,21 +168,6 @@ json_object *ddns_hook_stats(struct ddns_hook *h)
 	json_object *o = NULL;
 	hook_call(h, stats_call, &o);
 	return o;
-}
-
-void hook_bind_refresh(struct ddns_hook *h, struct bind *b)
-{
-	for (uint32_t i = 0; i < DDNS_SUB_MAX; i++) {
-		struct ddns_subview *v = h->views.v[i];
-		if (!v || !ddns_binding_matches(&b->c, v))
-			continue;
-		char name[DDNS_NAME_MAX + 1];
-		if (ddns_name_expand(&b->c, v, name, sizeof(name)) < 0)
-			continue;
-		struct target *t = hook_target_find(h, name);
-		if (t && t->b == b)
-			hook_target_due(h, t, 0);
-	}
 }
 
 struct bind_call {
@@ -219,21 +219,20 @@ static void add_call(struct ddns_hook *h, void *arg)
 	}
 	/* same provider: the old binding's names keep their published state */
 	for (struct target *t = h->targets; t; t = t->next) {
-		struct ddns_subview *v = h->views.v[t->sub_index % DDNS_SUB_MAX];
-		char name[DDNS_NAME_MAX + 1];
-		if (t->b || t->prov != b->prov || strcmp(t->binding, b->c.name) || !v ||
-		    !ddns_binding_matches(&b->c, v) || ddns_name_expand(&b->c, v, name, sizeof(name)) < 0 ||
-		    strcmp(name, t->name))
+		if (t->b || t->prov != b->prov || strcmp(t->binding, b->c.name) || !hook_claims(h, b, t))
 			continue;
 		t->b = b;
 		t->stopped = false;
+		if (t->st == T_STOPPED || t->st == T_RETRY)
+			t->st = T_IDLE;
+		hook_target_due(h, t, 0);    /* a changed binding applies now */
 	}
+	/* new names of the binding (after the debounce) */
 	for (uint32_t i = 0; i < DDNS_SUB_MAX; i++) {
 		struct ddns_subview *v = h->views.v[i];
 		if (v && ddns_binding_matches(&b->c, v))
 			h_subscriber_changed(h, v);
 	}
-	hook_bind_refresh(h, b);
 	log_info("ddns: binding %s %s (provider %s)", b->c.name, old ? "changed" : "added", b->c.provider);
 	c->rc = 0;
 }

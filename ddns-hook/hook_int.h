@@ -109,8 +109,9 @@ void hook_target_forget(struct ddns_hook *h, struct target *t);
 void hook_target_due(struct ddns_hook *h, struct target *t, uint64_t delay_ms);
 /* A mapping of v changed: its names become due after the debounce. */
 void h_subscriber_changed(struct ddns_hook *h, struct ddns_subview *v);
-/* Every subscriber a binding applies to becomes due (after add/change). */
-void hook_bind_refresh(struct ddns_hook *h, struct bind *b);
+/* Does binding b give t's subscriber the name t? (true while no mapping of
+ * the subscriber has been seen: nothing to decide on) */
+bool hook_claims(struct ddns_hook *h, const struct bind *b, const struct target *t);
 const char *hook_rclass_str(enum ddns_rclass c);
 void hook_run_calls(struct ddns_hook *h);
 /* Runs fn on the hook thread and waits (directly if not started). */

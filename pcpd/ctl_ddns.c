@@ -21,7 +21,7 @@ static void emit_list(struct ctl_call *c, const char *filter, const char *key)
 	struct ddns_hook *h = hook_of(c);
 	if (!h)
 		return;
-	json_object *st = ddns_hook_status(h, filter), *arr;
+	json_object *st = ddns_hook_status_part(h, filter, key), *arr;
 	if (st && json_object_object_get_ex(st, key, &arr))
 		for (size_t i = 0; i < json_object_array_length(arr); i++)
 			ctl_emit(c, json_object_get(json_object_array_get_idx(arr, i)));
@@ -136,7 +136,7 @@ static void add_or_set(struct ctl_call *c, const struct ctl_aval *av, bool repla
 			    "%s", err);
 		return;
 	}
-	json_object *st = ddns_hook_status(h, b.name), *arr;
+	json_object *st = ddns_hook_status_part(h, b.name, "bindings"), *arr;
 	if (st && json_object_object_get_ex(st, "bindings", &arr) && json_object_array_length(arr))
 		ctl_emit(c, json_object_get(json_object_array_get_idx(arr, 0)));
 	json_object_put(st);
